@@ -1,0 +1,1 @@
+"""Data stage: tree layout, synthetic trees, listing, split, labels, cloud masks, packed shards, torch dataset."""
