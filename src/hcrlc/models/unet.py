@@ -1,0 +1,183 @@
+"""The shared U-Net of LC-Net, HCR-Net and HCR&LC-Net, built from config widths.
+
+Architecture (authors' code [A]; reproduces Table 1 with the default widths):
+
+* **Encoder** — one block per entry of ``widths``: 2 × (3×3 conv with bias → BatchNorm → ReLU), with a 2×2
+  max-pool between consecutive blocks. ``depth = len(widths) - 1`` poolings; the last block is the *centre*
+  (``widths[-1]`` channels at ``H / 2**depth``).
+* **Decoder** — per level, from the centre up: 2×2 transposed conv (stride 2, with bias) to ``widths[i]``
+  channels, concatenation with the encoder's skip (``widths[i]`` channels), 2 × (3×3 conv with bias → ReLU),
+  no BatchNorm.
+* **Reconstruction head** — 1×1 conv ``widths[0] → 13`` with bias, no activation.
+* **Classification branch** — on the centre: unpadded 3×3 convs without bias through ``cls_widths``, each
+  followed by ReLU (the centre loses 2 px per conv), a 1×1 conv to ``n_classes`` with bias, global average
+  pooling.
+
+Submodule names (``encoder``, ``decoder``, ``recon_head``, ``classifier.convs``, ``classifier.head``) are the
+same in every variant, so the state dict of an encoder + classifier network (LC-Net, or the self-supervised
+pretext model with a 4-way ``classifier.head``) is a subset of the HCR&LC-Net's: load it with ``strict=False``
+after dropping the ``classifier.head.*`` keys when the number of outputs differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from hcrlc.errors import ConfigError
+
+#: Keys of the output dict, and the values of a model's ``heads``.
+RECON = "recon"
+LOGITS = "logits"
+
+
+def check_unet_input_size(size: int, widths: Sequence[int], cls_widths: Sequence[int] | None) -> None:
+    """Raise :class:`ConfigError` unless an input of ``size`` × ``size`` pixels fits the network.
+
+    ``size`` must be a multiple of ``2**depth`` (``depth = len(widths) - 1``) and, when there is a
+    classification branch, the centre (``size / 2**depth``) must keep at least 1 px after ``len(cls_widths)``
+    unpadded 3×3 convs.
+    """
+    depth = len(widths) - 1
+    if size <= 0 or size % 2**depth:
+        raise ConfigError(
+            f"input size {size} px is not a multiple of 2**{depth} = {2**depth} (model.widths has "
+            f"{len(widths)} levels); use a patch size that is, or fewer entries in model.widths"
+        )
+    if cls_widths is not None:
+        centre = size // 2**depth
+        if centre - 2 * len(cls_widths) < 1:
+            raise ConfigError(
+                f"the U-Net centre of a {size} px input is {centre} px, too small for {len(cls_widths)} "
+                f"unpadded 3x3 convs (model.cls_widths; each removes 2 px, so at least "
+                f"{2 * len(cls_widths) + 1} px are needed); use larger patches, fewer entries in "
+                f"model.widths, or fewer in model.cls_widths"
+            )
+
+
+def _encoder_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=True),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=True),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def _decoder_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=True),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=True),
+        nn.ReLU(inplace=True),
+    )
+
+
+class Encoder(nn.Module):
+    """U-Net encoder: ``(N, C_in, H, W)`` → list of ``len(widths)`` feature maps, the last one the centre.
+
+    Feature ``i`` has shape ``(N, widths[i], H / 2**i, W / 2**i)``.
+    """
+
+    def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        channels = [in_channels, *widths]
+        self.blocks = nn.ModuleList(_encoder_block(a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = []
+        for i, block in enumerate(self.blocks):
+            x = block(x if i == 0 else self.pool(x))
+            features.append(x)
+        return features
+
+
+class Decoder(nn.Module):
+    """U-Net decoder: the encoder's feature list → ``(N, widths[0], H, W)``."""
+
+    def __init__(self, widths: Sequence[int]) -> None:
+        super().__init__()
+        levels = range(len(widths) - 2, -1, -1)  # from just above the centre to full resolution
+        self.ups = nn.ModuleList(
+            nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2, bias=True) for i in levels
+        )
+        self.blocks = nn.ModuleList(_decoder_block(2 * widths[i], widths[i]) for i in levels)
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = features[-1]
+        for up, block, skip in zip(self.ups, self.blocks, reversed(features[:-1])):
+            x = block(torch.cat([skip, up(x)], dim=1))
+        return x
+
+
+class ClassificationBranch(nn.Module):
+    """Centre ``(N, C, h, w)`` → logits ``(N, n_classes)``.
+
+    Unpadded 3×3 convs without bias (each + ReLU) through ``widths``, a 1×1 conv with bias to ``n_classes``,
+    then global average pooling. ``n_classes`` is 10 for land cover and 4 for the N/W/S/E pretext task.
+    """
+
+    def __init__(self, in_channels: int, widths: Sequence[int], n_classes: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        for width in widths:
+            layers += [nn.Conv2d(in_channels, width, 3, padding=0, bias=False), nn.ReLU(inplace=True)]
+            in_channels = width
+        self.convs = nn.Sequential(*layers)
+        self.head = nn.Conv2d(in_channels, n_classes, 1, bias=True)
+
+    def forward(self, centre: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(centre)).mean(dim=(2, 3))
+
+
+class UNet(nn.Module):
+    """Encoder plus a decoder + reconstruction head and/or a classification branch.
+
+    ``forward(x)`` takes ``x``: ``(N, in_channels, H, W)`` float32 — by default 15 channels, the 13 cloudy S2
+    bands in [0, 1] then the 2 standardised S1 bands — with ``H`` and ``W`` multiples of
+    ``2**(len(widths) - 1)``, and returns a dict with ``"recon"``: ``(N, out_bands, H, W)`` (de-clouded S2,
+    unbounded) when ``reconstruct`` and ``"logits"``: ``(N, n_classes)`` when ``classify``. ``heads`` lists
+    those keys.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int],
+        cls_widths: Sequence[int],
+        *,
+        reconstruct: bool,
+        classify: bool,
+        in_channels: int = 15,
+        out_bands: int = 13,
+        n_classes: int = 10,
+    ) -> None:
+        super().__init__()
+        if not (reconstruct or classify):
+            raise ConfigError("a UNet needs a reconstruction head, a classification branch, or both")
+        if len(widths) < 2:
+            raise ConfigError(f"model.widths needs at least 2 levels, got {list(widths)}")
+        self.widths = tuple(widths)
+        self.cls_widths = tuple(cls_widths) if classify else None
+        self.heads: tuple[str, ...] = ((RECON,) if reconstruct else ()) + ((LOGITS,) if classify else ())
+        self.encoder = Encoder(in_channels, widths)
+        if reconstruct:
+            self.decoder = Decoder(widths)
+            self.recon_head = nn.Conv2d(widths[0], out_bands, 1, bias=True)
+        if classify:
+            self.classifier = ClassificationBranch(widths[-1], cls_widths, n_classes)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        for size in x.shape[-2:]:
+            check_unet_input_size(int(size), self.widths, self.cls_widths)
+        features = self.encoder(x)
+        out: dict[str, torch.Tensor] = {}
+        if RECON in self.heads:
+            out[RECON] = self.recon_head(self.decoder(features))
+        if LOGITS in self.heads:
+            out[LOGITS] = self.classifier(features[-1])
+        return out

@@ -1,0 +1,228 @@
+"""The five networks: Table 1 counts, output shapes, size checks, the frozen HCR-Net of HCR-Net + C-Net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from hcrlc.errors import CheckpointError, ConfigError
+from hcrlc.models import (
+    MODEL_DEFAULTS,
+    MODEL_NAMES,
+    CNet,
+    HcrCNet,
+    build_model,
+    count_parameters,
+    learnable_parameters,
+)
+from hcrlc.paper import TABLE1_PARAMS
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+#: The demo's shrunk sizes (widths 8..128, cls_widths 128 x 3, a 5-pool C-Net with hidden 128, 128).
+SMALL = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]
+#: Depth 4 and three classification convs like the paper, narrow: the size checks depend on these two numbers.
+DEPTH4 = {"widths": [4, 4, 4, 4, 8], "cls_widths": [8, 8, 8], "cnet_layers": [4, "M", 4, "M"],
+          "cnet_hidden": [8]}
+#: Even smaller, for tests that backpropagate.
+TINY = {"widths": [4, 8, 8], "cls_widths": [8], "cnet_layers": [8, "M", 8, "M"], "cnet_hidden": [16]}
+
+HEADS = {
+    "lc_net": ("logits",),
+    "hcr_net": ("recon",),
+    "hcr_lc_equal": ("recon", "logits"),
+    "hcr_lc_uncertain": ("recon", "logits"),
+    "hcr_c_net": ("recon", "logits"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _batch(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, 15, size, size, generator=g)
+    x[:, 13:] = torch.randn(n, 2, size, size, generator=g)
+    return x
+
+
+# --- Table 1 ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("name", "row"), [("lc_net", "lc_net"), ("hcr_lc_equal", "hcr_lc"), ("hcr_lc_uncertain", "hcr_lc"),
+                      ("hcr_c_net", "hcr_c_net")]
+)
+def test_default_config_reproduces_table1_exactly(name: str, row: str) -> None:
+    assert learnable_parameters(name, {}) == TABLE1_PARAMS[row]
+
+
+def test_table1_counts_frozen_hcr_net_but_training_does_not() -> None:
+    with torch.device("meta"):
+        model = build_model("hcr_c_net", {})
+        hcr = build_model("hcr_net", {})
+    assert isinstance(model, HcrCNet)
+    n_hcr = count_parameters(hcr)
+    assert count_parameters(model, trainable_only=False) == TABLE1_PARAMS["hcr_c_net"]
+    assert count_parameters(model) == TABLE1_PARAMS["hcr_c_net"] - n_hcr == count_parameters(model.cnet)
+
+
+def test_model_defaults_equal_schema_defaults() -> None:
+    schema = yaml.safe_load(SCHEMA.read_text())
+    props = schema["properties"]["model"]["properties"]
+    assert {key: spec["default"] for key, spec in props.items()} == MODEL_DEFAULTS
+
+
+def test_buffers_are_not_parameters() -> None:
+    bn = nn.BatchNorm2d(4)
+    assert count_parameters(bn) == 8  # weight + bias; running mean/var/count are buffers
+
+
+def test_architecture_details_follow_the_authors_code() -> None:
+    with torch.device("meta"):
+        model = build_model("hcr_lc_equal", {})
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in model.encoder.modules()) == 2 * 5
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.decoder.modules())
+    assert all(m.bias is not None for m in model.encoder.modules() if isinstance(m, nn.Conv2d))
+    decoder_convs = [m for m in model.decoder.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert all(m.bias is not None for m in decoder_convs)
+    cls_convs = [m for m in model.classifier.convs if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.padding, c.bias) for c in cls_convs] == [
+        (512, 1024, (0, 0), None), (1024, 2048, (0, 0), None), (2048, 4096, (0, 0), None)]
+    assert (model.classifier.head.out_channels, model.classifier.head.kernel_size) == (10, (1, 1))
+    assert (model.recon_head.in_channels, model.recon_head.out_channels) == (32, 13)
+    with torch.device("meta"):
+        cnet = build_model("hcr_c_net", {}).cnet
+    linears = [m for m in cnet.classifier if isinstance(m, nn.Linear)]
+    assert [(lin.in_features, lin.out_features) for lin in linears] == [
+        (32768, 2048), (2048, 4096), (4096, 10)]
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in cnet.modules())
+
+
+# --- forward shapes -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_shrunk_models_run_on_256_px(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, SMALL).eval()
+    assert model.heads == HEADS[name]
+    with torch.no_grad():
+        out = model(_batch(2, 256))
+    assert tuple(out) == HEADS[name]
+    if "recon" in out:
+        assert out["recon"].shape == (2, 13, 256, 256)
+    if "logits" in out:
+        assert out["logits"].shape == (2, 10)
+    assert all(torch.isfinite(t).all() for t in out.values())
+
+
+@pytest.mark.parametrize(("name", "size"), [("lc_net", 128), ("hcr_lc_uncertain", 112), ("hcr_net", 32),
+                                            ("hcr_c_net", 64)])
+def test_other_sizes_that_are_multiples_of_two_to_the_depth(name: str, size: int) -> None:
+    model = build_model(name, DEPTH4, patch_size=size).eval()
+    with torch.no_grad():
+        out = model(_batch(1, size))
+    if "recon" in out:
+        assert out["recon"].shape == (1, 13, size, size)
+    if "logits" in out:
+        assert out["logits"].shape == (1, 10)
+
+
+def test_centre_too_small_for_classification_branch_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="centre of a 64 px input is 4 px"):
+        build_model("lc_net", DEPTH4, patch_size=64)
+    model = build_model("lc_net", DEPTH4, patch_size=128)
+    with pytest.raises(ConfigError, match="too small"):
+        model(_batch(1, 96))
+    build_model("hcr_net", DEPTH4, patch_size=16)  # no classification branch: any multiple of 16 works
+
+
+def test_size_not_a_multiple_of_two_to_the_depth_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="not a multiple of 2\\*\\*4 = 16"):
+        build_model("hcr_net", DEPTH4, patch_size=120)
+    model = build_model("hcr_net", DEPTH4, patch_size=128)
+    with pytest.raises(ConfigError, match="not a multiple"):
+        model(_batch(1, 120))
+
+
+def test_cnet_is_tied_to_its_patch_size() -> None:
+    cnet = CNet([4, "M", 4, "M"], [8], 0.5, patch_size=16)
+    assert cnet.classifier[0].in_features == 4 * 4 * 4
+    with pytest.raises(ConfigError, match="patch_size=32"):
+        cnet(_batch(1, 32))
+    with pytest.raises(ConfigError, match="not divisible by 2\\*\\*2"):
+        CNet([4, "M", 4, "M"], [8], 0.5, patch_size=18)
+
+
+def test_unknown_names_and_keys_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="unknown model"):
+        build_model("unet", {})
+    with pytest.raises(ConfigError, match="depth"):
+        build_model("lc_net", {"depth": 3})
+    with pytest.raises(ConfigError, match="no classification head"):
+        build_model("hcr_net", TINY, patch_size=16, n_classes=4)
+
+
+# --- HCR-Net + C-Net ----------------------------------------------------------------------------------------
+
+def test_hcr_c_net_trains_only_the_cnet() -> None:
+    torch.manual_seed(0)
+    model = build_model("hcr_c_net", TINY, patch_size=16)
+    model.train()
+    assert not model.hcr.training and model.cnet.training
+    assert not any(p.requires_grad for p in model.hcr.parameters())
+    assert count_parameters(model) == count_parameters(model.cnet)
+    out = model(_batch(3, 16))
+    assert out["recon"].shape == (3, 13, 16, 16) and not out["recon"].requires_grad
+    out["logits"].sum().backward()
+    assert all(p.grad is None for p in model.hcr.parameters())
+    assert all(p.grad is not None for p in model.cnet.parameters())
+    assert any(p.grad.abs().sum() > 0 for p in model.cnet.parameters())
+
+
+def test_frozen_hcr_net_keeps_its_batchnorm_statistics() -> None:
+    model = build_model("hcr_c_net", TINY, patch_size=16).train()
+    before = {k: v.clone() for k, v in model.hcr.state_dict().items()}
+    model(_batch(2, 16) * 5)
+    after = model.hcr.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_load_hcr_state_uses_the_trained_hcr_net() -> None:
+    torch.manual_seed(1)
+    hcr = build_model("hcr_net", TINY, patch_size=16)
+    hcr(_batch(4, 16, seed=2))  # one train-mode pass moves the BatchNorm running statistics
+    hcr.eval()
+    model = build_model("hcr_c_net", TINY, patch_size=16)
+    model.load_hcr_state(hcr.state_dict())
+    assert not any(p.requires_grad for p in model.hcr.parameters())
+    x = _batch(2, 16, seed=3)
+    with torch.no_grad():
+        expected = hcr(x)["recon"]
+    assert torch.equal(model(x)["recon"], expected)
+
+    other = build_model("hcr_net", {**TINY, "widths": [4, 8, 16]}, patch_size=16)
+    with pytest.raises(CheckpointError, match="same model.widths"):
+        model.load_hcr_state(other.state_dict())
+
+
+# --- pretext ------------------------------------------------------------------------------------------------
+
+def test_pretext_model_has_four_outputs_and_shares_the_hcr_lc_keys() -> None:
+    pretext = build_model("lc_net", TINY, patch_size=16, n_classes=4)
+    assert pretext(_batch(2, 16))["logits"].shape == (2, 4)
+    target = build_model("hcr_lc_uncertain", TINY, patch_size=16)
+    source = {k: v for k, v in pretext.state_dict().items() if not k.startswith("classifier.head.")}
+    missing, unexpected = target.load_state_dict(source, strict=False)
+    assert unexpected == []
+    assert all(k.startswith(("decoder.", "recon_head.", "classifier.head.")) for k in missing)
+    assert torch.equal(target.encoder.blocks[0][0].weight, pretext.encoder.blocks[0][0].weight)
