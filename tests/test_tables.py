@@ -1,16 +1,21 @@
-"""Table 1 from the config's model sizes, without training or allocating weights."""
+"""Table 1 from the config's model sizes, without training or allocating weights; Table 2 from metrics."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
+from hcrlc.errors import DataError
+from hcrlc.evaluation import METRIC_KEYS
 from hcrlc.models import learnable_parameters
-from hcrlc.paper import TABLE1_PARAMS
-from hcrlc.tables import table1, write_table1
+from hcrlc.paper import TABLE1_PARAMS, TABLE2
+from hcrlc.tables import table1, table2, write_table1, write_table2
 
 #: The demo's shrunk sizes.
 SMALL = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["model"]
@@ -43,3 +48,59 @@ def test_write_table1_is_atomic_and_round_trips(tmp_path) -> None:
     frame = write_table1({}, out)
     assert pd.read_csv(out).equals(frame)
     assert sorted(p.name for p in out.parent.iterdir()) == ["table1.csv"]  # no temp file left behind
+
+
+# --- Table 2 ------------------------------------------------------------------------------------------------
+
+def _metrics_file(path: Path, **values: float) -> str:
+    record = {**dict.fromkeys(METRIC_KEYS), "n_test": 12, **values, "definitions": {}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return str(path)
+
+
+def test_table2_means_and_stds_over_seeds_beside_the_paper(tmp_path) -> None:
+    cls = {"precision": 0.6, "recall": 0.5, "f1": 0.55, "f1_macro": 0.4, "f1_samples": 0.5}
+    metrics = {
+        "lc_net": [_metrics_file(tmp_path / f"lc_{s}.json", **{**cls, "f1": f1})
+                   for s, f1 in enumerate([0.5, 0.6])],
+        "hcr_net": [_metrics_file(tmp_path / "hcr.json", psnr=25.0, ssim=0.8, ssim_standard=0.7)],
+        "hcr_lc_uncertain": [_metrics_file(tmp_path / "unc.json", **cls, psnr=24.0, ssim=0.75,
+                                           ssim_standard=0.6)],
+    }
+    frame = table2(metrics, "synthetic", "abc123")
+    assert frame["model"].tolist() == list(TABLE2)
+    by_model = frame.set_index("model")
+    assert by_model.loc["lc_net", "n_seeds"] == 2
+    assert by_model.loc["lc_net", "f1"] == pytest.approx(0.55)
+    assert by_model.loc["lc_net", "f1_std"] == pytest.approx(np.std([0.5, 0.6], ddof=1))
+    assert np.isnan(by_model.loc["lc_net", "psnr"])  # LC-Net does not reconstruct
+    assert by_model.loc["hcr_net", "psnr"] == 25.0 and np.isnan(by_model.loc["hcr_net", "psnr_std"])
+    assert by_model.loc["hcr_net", "ssim_standard"] == 0.7
+    for model, paper in TABLE2.items():
+        for key, value in paper.items():
+            got = by_model.loc[model, f"{key}_paper"]
+            assert (np.isnan(got) if value is None else got == value), (model, key)
+    assert by_model.loc["hcr_lc_equal", "status"] == "missing"
+    assert by_model.loc["hcr_lc_equal", "n_seeds"] == 0
+    assert np.isnan(by_model.loc["hcr_lc_equal", "f1"])
+
+    out_csv, out_md = tmp_path / "tables" / "table2.csv", tmp_path / "tables" / "table2.md"
+    written = write_table2(metrics, "synthetic", "abc123", out_csv, out_md)
+    assert pd.read_csv(out_csv)["f1"].equals(written["f1"])
+    md = out_md.read_text()
+    assert "synthetic" in md and "`abc123`" in md
+    lines = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("| ")}
+    assert "0.5500 ± 0.0707" in lines["LC-Net"] and "0.6704" in lines["LC-Net"]  # ours, then the paper's
+    assert "missing" in lines["HCR&LC-Net 1:1"] and "0.6799" in lines["HCR&LC-Net 1:1"]
+    assert lines["HCR-Net"].count("25.0000") == 1 and "27.9342" in lines["HCR-Net"]
+
+
+def test_table2_rejects_unknown_models_and_sources(tmp_path) -> None:
+    with pytest.raises(ValueError, match="unknown model"):
+        table2({"ssl_on_25": []}, "real", "h")
+    with pytest.raises(ValueError, match="data source"):
+        table2({}, "fake", "h")
+    with pytest.raises(DataError, match="metrics file missing"):
+        table2({"lc_net": [tmp_path / "nope.json"]}, "real", "h")
+    assert (table2({}, "real", "h")["status"] == "missing").all()

@@ -1,0 +1,197 @@
+"""Evaluate a trained network on the test split: one pass, per-sample predictions, Table 2 metrics.
+
+Outputs in ``out_dir`` (every file written atomically):
+
+* ``predictions.npz`` — one entry per test sample, sorted by ``idx`` (the dataset row): ``idx`` (N,) int64,
+  ``targets`` (N, 10) uint8, ``cloud_fraction`` (N,) float32, ``probs`` (N, 10) float32 sigmoid probabilities
+  (classifying models only), ``psnr``, ``ssim``, ``ssim_standard`` (N,) float64 (reconstructing models only),
+  and ``model`` (the model name, a 0-d string array).
+* ``metrics.json`` — exactly the output contract's keys ``precision``, ``recall``, ``f1`` (micro),
+  ``f1_macro``, ``f1_samples``, ``psnr``, ``ssim``, ``ssim_standard`` (null where the model has no such
+  output) and ``n_test``, plus ``definitions``: one sentence per metric saying how it is computed (which
+  SSIM is which).
+* ``examples.npz`` (only with ``example_rows``) — ``rows`` (n,) int64 dataset rows in the order asked,
+  ``recon`` (n, 13, H, W) float16 reconstructions, ``model``: the qualitative rows of Fig. 3.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from hcrlc.atomic import atomic_output, write_json
+from hcrlc.errors import ConfigError, DataError
+from hcrlc.metrics import classification_metrics, mean_finite, reconstruction_metrics
+from hcrlc.models import LOGITS, RECON
+
+log = logging.getLogger(__name__)
+
+CLASSIFICATION_KEYS = ("precision", "recall", "f1", "f1_macro", "f1_samples")
+RECONSTRUCTION_KEYS = ("psnr", "ssim", "ssim_standard")
+#: The keys of metrics.json fixed by the output contract (ARCHITECTURE.md), in order.
+METRIC_KEYS = (*CLASSIFICATION_KEYS, *RECONSTRUCTION_KEYS, "n_test")
+
+DEFINITIONS: dict[str, str] = {
+    "precision": "micro-averaged precision (scikit-learn, zero_division=0) of sigmoid >= 0.5 over all test "
+                 "samples and the 10 classes, as in the paper's Table 2",
+    "recall": "micro-averaged recall, as precision",
+    "f1": "micro-averaged F1 (harmonic mean of the micro precision and recall): the paper's F1",
+    "f1_macro": "F1 per class, averaged over the 10 classes (a class without true or predicted labels "
+                "scores 0)",
+    "f1_samples": "F1 per sample, averaged over samples (a sample without true or predicted labels scores 0)",
+    "psnr": "per test image 10*log10(1/MSE) in dB on the 13 bands in [0, 1] (data range 1, prediction not "
+            "clipped), averaged over images; images predicted exactly (infinite PSNR) are left out of the "
+            "average: {n_inf} of {n}",
+    "ssim": "SSIM as the authors coded it (comparable to the paper's Table 2): scikit-image "
+            "structural_similarity on the whole (13, H, W) array without a channel axis, i.e. a 3-D 7x7x7 "
+            "uniform window across bands and pixels, data_range=2 (scikit-image's former float default), "
+            "averaged over test images",
+    "ssim_standard": "standard SSIM (Wang et al. 2004): per band, 11-tap Gaussian window with sigma 1.5, "
+                     "population covariance, data_range=1, averaged over the 13 bands, then over test images",
+    "n_test": "number of test samples evaluated",
+}
+
+
+def choose_fig3_examples(cloud_fraction: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Pick ``n`` distinct rows for Fig. 3, spread over the cloud cover range; deterministic given ``seed``.
+
+    ``cloud_fraction`` (N,) in [0, 1], one per test row. For each of ``n`` evenly spaced cover levels
+    ((k + 0.5) / n, k = 0 … n-1) one row is drawn at random among the up to 5 not yet chosen rows closest to
+    that level. Returns the rows (int64) ordered by cloud fraction, then row.
+    """
+    cloud_fraction = np.asarray(cloud_fraction, dtype=np.float64)
+    if cloud_fraction.ndim != 1:
+        raise ValueError(f"cloud_fraction must be 1-D, got shape {cloud_fraction.shape}")
+    if not 0 <= n <= cloud_fraction.size:
+        raise ValueError(f"cannot choose {n} examples from {cloud_fraction.size} test rows")
+    rng = np.random.default_rng(seed)
+    available = np.ones(cloud_fraction.size, dtype=bool)
+    chosen = []
+    for level in (np.arange(n) + 0.5) / max(n, 1):
+        candidates = np.flatnonzero(available)
+        distance = np.abs(cloud_fraction[candidates] - level)
+        nearest = candidates[np.lexsort((candidates, distance))[:5]]
+        row = int(rng.choice(nearest))
+        available[row] = False
+        chosen.append(row)
+    chosen = np.asarray(chosen, dtype=np.int64)
+    return chosen[np.lexsort((chosen, cloud_fraction[chosen]))]
+
+
+def _heads(model: nn.Module) -> tuple[str, ...]:
+    heads = tuple(getattr(model, "heads", ()))
+    if not heads or set(heads) - {RECON, LOGITS}:
+        raise ConfigError(f"model has heads {heads!r}; expected a model from hcrlc.models.build_model whose "
+                          f"`heads` lists {RECON!r} and/or {LOGITS!r}")
+    return heads
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    out_dir: str | Path,
+    *,
+    batch_size: int,
+    model_name: str,
+    device: str | torch.device = "cpu",
+    example_rows: Sequence[int] | np.ndarray | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Run ``model`` once over ``dataset`` (items as :class:`hcrlc.data.dataset.TripletDataset` gives them)
+    and write ``predictions.npz``, ``metrics.json`` and, with ``example_rows``, ``examples.npz`` to
+    ``out_dir``.
+
+    ``example_rows`` are dataset rows (see :func:`choose_fig3_examples`) whose reconstructions are kept; they
+    need a reconstructing model. Returns the content of metrics.json.
+    """
+    heads = _heads(model)
+    n_test = len(dataset)
+    if n_test == 0:
+        raise DataError(Path(out_dir), f"no test samples to evaluate {model_name} on",
+                        "check that index.parquet has rows with split == 'test'")
+    wanted = None if example_rows is None else np.asarray(example_rows, dtype=np.int64).reshape(-1)
+    if wanted is not None:
+        if RECON not in heads:
+            raise ConfigError(f"example_rows asks for reconstructions, but {model_name} has heads {heads} "
+                              "(no 'recon'); pass example_rows only for reconstructing models")
+        out_of_range = wanted.size and (wanted.min() < 0 or wanted.max() >= n_test)
+        if out_of_range or np.unique(wanted).size != wanted.size:
+            raise ConfigError(f"example_rows {wanted.tolist()} must be distinct rows of the {n_test}-sample "
+                              "test dataset")
+    device = torch.device(device)
+    was_training = model.training
+    model.to(device).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
+
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("idx", "targets", "cloud_fraction", "probs",
+                                                          *RECONSTRUCTION_KEYS)}
+    examples: dict[int, np.ndarray] = {}
+    try:
+        with torch.inference_mode():
+            for batch in tqdm(loader, desc=f"evaluate {model_name}", disable=not progress, unit="batch"):
+                out = model(batch["x"].to(device, non_blocking=True))
+                idx = batch["idx"].numpy().astype(np.int64)
+                parts["idx"].append(idx)
+                parts["targets"].append(batch["y"].numpy() > 0.5)
+                parts["cloud_fraction"].append(batch["cloud_fraction"].numpy().astype(np.float32))
+                if LOGITS in heads:
+                    parts["probs"].append(torch.sigmoid(out[LOGITS].float()).cpu().numpy())
+                if RECON in heads:
+                    recon = out[RECON]
+                    for key, values in reconstruction_metrics(recon, batch["s2"].to(device)).items():
+                        parts[key].append(values)
+                    if wanted is not None:
+                        for j in np.flatnonzero(np.isin(idx, wanted)):
+                            examples[int(idx[j])] = recon[j].float().cpu().numpy().astype(np.float16)
+    finally:
+        model.train(was_training)
+
+    idx = np.concatenate(parts["idx"])
+    order = np.argsort(idx, kind="stable")
+    arrays = {k: np.concatenate(v)[order] for k, v in parts.items() if v}
+    arrays["targets"] = arrays["targets"].astype(np.uint8)
+    metrics = _summarise(arrays, heads, n_test)
+
+    out_dir = Path(out_dir)
+    _write_npz(out_dir / "predictions.npz", model=np.array(model_name), **arrays)
+    write_json(metrics, out_dir / "metrics.json")
+    if wanted is not None:
+        recon = np.stack([examples[int(r)] for r in wanted]) if wanted.size else np.zeros((0,), np.float16)
+        _write_npz(out_dir / "examples.npz", rows=wanted, recon=recon, model=np.array(model_name))
+    log.info("%s on %d test samples: %s", model_name, n_test,
+             ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    return metrics
+
+
+def _summarise(arrays: dict[str, np.ndarray], heads: tuple[str, ...], n_test: int) -> dict:
+    metrics: dict = dict.fromkeys(METRIC_KEYS)
+    metrics["n_test"] = n_test
+    definitions = dict(DEFINITIONS)
+    if LOGITS in heads:
+        metrics.update(classification_metrics(arrays["probs"], arrays["targets"]))
+    n_inf = 0
+    if RECON in heads:
+        metrics["psnr"], n_inf = mean_finite(arrays["psnr"])
+        metrics["ssim"] = float(np.mean(arrays["ssim"]))
+        metrics["ssim_standard"] = float(np.mean(arrays["ssim_standard"]))
+        if n_inf:
+            log.warning("%d of %d test images are predicted exactly (PSNR = inf); left out of the mean PSNR",
+                        n_inf, n_test)
+    definitions["psnr"] = definitions["psnr"].format(n_inf=n_inf, n=n_test)
+    metrics["definitions"] = definitions
+    return metrics
+
+
+def _write_npz(path: Path, **arrays: np.ndarray) -> None:
+    with atomic_output(path) as tmp:
+        with tmp.open("wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
+            np.savez(f, **arrays)

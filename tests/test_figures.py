@@ -1,0 +1,167 @@
+"""Figures from small fake evaluation outputs: files are valid, the plotted numbers are right."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.image import imread
+from sklearn.metrics import f1_score
+
+from hcrlc.evaluation import choose_fig3_examples, evaluate
+from hcrlc.figures import fig1, fig1_table, fig3, fig4, stretch
+from hcrlc.models import build_model
+
+torch.set_num_threads(1)
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path) -> np.ndarray:
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    return image
+
+
+def assert_pdf(path: Path) -> None:
+    data = path.read_bytes()
+    assert data[:5] == b"%PDF-" and b"%%EOF" in data[-64:]
+
+
+def fake_predictions(path: Path, *, n: int, seed: int, classify: bool = True, noise: float = 0.4) -> Path:
+    """A predictions.npz as evaluate writes it for ``n`` test samples (idx, cloud, targets alike for all)."""
+    rng = np.random.default_rng(100)
+    cloud = np.round(rng.random(n), 3).astype(np.float32)
+    cloud[:5] = [0.0, 0.1, 0.5, 0.95, 1.0]  # bin edges and the closed last bin
+    targets = (rng.random((n, 10)) < 0.3).astype(np.uint8)
+    arrays = {"idx": np.arange(n), "targets": targets, "cloud_fraction": cloud, "model": np.array(path.stem)}
+    if classify:
+        model_rng = np.random.default_rng(seed)
+        arrays["probs"] = np.clip(targets * 0.7 + noise * model_rng.random((n, 10)), 0, 1).astype(np.float32)
+    else:
+        arrays["psnr"] = np.full(n, 25.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+    return path
+
+
+def test_fig1_numbers_equal_an_independent_computation(tmp_path) -> None:
+    n = 230
+    predictions = {
+        "lc_net": fake_predictions(tmp_path / "lc_net.npz", n=n, seed=1),
+        "hcr_net": fake_predictions(tmp_path / "hcr_net.npz", n=n, seed=2, classify=False),
+        "hcr_lc_uncertain": fake_predictions(tmp_path / "hcr_lc_uncertain.npz", n=n, seed=3),
+    }
+    out_png, out_pdf = tmp_path / "figures" / "fig1.png", tmp_path / "figures" / "fig1.pdf"
+    table = fig1(predictions, out_png, out_pdf, source="synthetic", seed=7)
+    assert_png(out_png)
+    assert_pdf(out_pdf)
+    assert pd.read_csv(tmp_path / "figures" / "fig1.csv").shape == table.shape
+    assert list(dict.fromkeys(table["model"])) == ["lc_net", "hcr_lc_uncertain"]  # hcr_net does not classify
+
+    for model in ("lc_net", "hcr_lc_uncertain"):
+        with np.load(predictions[model]) as p:
+            cloud, probs, targets = p["cloud_fraction"].astype(np.float64), p["probs"], p["targets"]
+        part = table[table["model"] == model].reset_index(drop=True)
+        assert part["n"].sum() == n
+        for b in range(10):
+            lo, hi = b / 10, (b + 1) / 10
+            members = np.flatnonzero((cloud >= lo) & ((cloud < hi) if b < 9 else (cloud <= hi)))
+            row = part.iloc[b]
+            assert (row["cloud_lo_pct"], row["cloud_hi_pct"]) == pytest.approx((10 * b, 10 * b + 10))
+            assert row["n"] == members.size
+            expected = f1_score(targets[members], probs[members] >= 0.5, average="micro", zero_division=0)
+            assert row["f1"] == pytest.approx(expected, abs=1e-12)
+            # sub-groups: the documented split, seeded by (seed, bin)
+            groups = np.array_split(np.random.default_rng([7, b]).permutation(members), 10)
+            scores = [f1_score(targets[g], probs[g] >= 0.5, average="micro", zero_division=0) for g in groups]
+            assert sum(g.size for g in groups) == members.size
+            assert row["f1_subgroup_std"] == pytest.approx(np.std(scores), abs=1e-12)
+            assert row["f1_subgroup_mean"] == pytest.approx(np.mean(scores), abs=1e-12)
+    assert set(table.loc[table["bin"] == 0, "n"]) == {int(np.sum(cloud < 0.1))}
+
+
+def test_fig1_perfect_predictions_have_no_spread_and_empty_bins_are_nan(tmp_path) -> None:
+    path = fake_predictions(tmp_path / "p.npz", n=40, seed=0)
+    with np.load(path) as p:
+        arrays = dict(p)
+    arrays["probs"] = arrays["targets"].astype(np.float32)
+    arrays["cloud_fraction"] = np.where(np.arange(40) < 20, 0.05, 0.97).astype(np.float32)
+    with path.open("wb") as f:
+        np.savez(f, **arrays)
+    table = fig1_table({"lc_net": path}, subgroups=4)
+    full = table[table["n"] > 0]
+    assert full["bin"].tolist() == [0, 9] and full["n"].tolist() == [20, 20]
+    assert (full["f1"] == 1.0).all() and (full["f1_subgroup_std"] == 0.0).all()
+    assert table.loc[table["n"] == 0, "f1"].isna().all()
+
+
+def test_fig4_draws_with_missing_runs(tmp_path) -> None:
+    def run(name: str, f1: float | None) -> Path:
+        path = tmp_path / name / "metrics.json"
+        path.parent.mkdir()
+        path.write_text(json.dumps({"f1": f1, "n_test": 10}))
+        return path
+
+    metrics = {"ssl_on_25": run("ssl_on_25", 0.62), "ssl_on_100": run("ssl_on_100", 0.66),
+               "ssl_off_50": tmp_path / "never_ran" / "metrics.json", "ssl_off_100": run("ssl_off_100", None)}
+    table = fig4(metrics, tmp_path / "fig4.png", tmp_path / "fig4.pdf", source="real")
+    assert_png(tmp_path / "fig4.png")
+    assert_pdf(tmp_path / "fig4.pdf")
+    ok = table[table["status"] == "ok"]
+    assert ok["run"].tolist() == ["ssl_on_25", "ssl_on_100"]
+    assert ok["f1"].tolist() == [0.62, 0.66]
+    assert len(table) == 8 and (table["status"] == "missing").sum() == 6
+
+    fig4(metrics, tmp_path / "again.png", tmp_path / "again.pdf", source="real")  # reruns give the same bytes
+    assert (tmp_path / "again.pdf").read_bytes() == (tmp_path / "fig4.pdf").read_bytes()
+    assert (tmp_path / "again.png").read_bytes() == (tmp_path / "fig4.png").read_bytes()
+
+    empty = fig4({}, tmp_path / "empty.png", None, source="synthetic")
+    assert_png(tmp_path / "empty.png")
+    assert (empty["status"] == "missing").all()
+    with pytest.raises(ValueError, match="ssl_on_<pct>"):
+        fig4({"lc_net": metrics["ssl_on_25"]}, tmp_path / "bad.png", None, source="real")
+
+
+def test_stretch_maps_percentiles_to_unit_range() -> None:
+    image = np.stack([np.linspace(0, 1, 10_000).reshape(100, 100), np.full((100, 100), 0.3),
+                      np.full((100, 100), 1.7)])
+    out = stretch(image)
+    assert out.shape == (100, 100, 3)
+    assert out[..., 0].min() == 0.0 and out[..., 0].max() == 1.0
+    assert np.mean(out[..., 0] == 0.0) == pytest.approx(0.02, abs=0.002)
+    # constant bands keep their (clipped) value
+    assert (out[..., 1] == 0.3).all() and (out[..., 2] == 1.0).all()
+    shared = stretch(image[:1] * 2, limits=np.array([[0.0, 1.0]]))
+    assert np.mean(shared == 1.0) == pytest.approx(0.5, abs=0.001)
+
+
+def test_fig3_from_the_evaluation_of_two_tiny_models(tmp_path) -> None:
+    size, n = 32, 5
+    g = torch.Generator().manual_seed(0)
+    dataset = []
+    for i in range(n):
+        s2 = torch.rand(13, size, size, generator=g)
+        cloud = float(i) / (n - 1)
+        x = torch.cat([torch.clamp(s2 + cloud, 0, 1), torch.randn(2, size, size, generator=g)])
+        dataset.append({"x": x, "s2": s2, "mask": torch.zeros(1, size, size), "y": torch.zeros(10),
+                        "cloud_fraction": torch.tensor(cloud), "idx": torch.tensor(i)})
+    rows = choose_fig3_examples(np.array([float(d["cloud_fraction"]) for d in dataset]), 3, seed=0)
+    examples = {}
+    for name in ("hcr_net", "hcr_lc_uncertain"):
+        torch.manual_seed(0)
+        model = build_model(name, {"widths": [4, 8], "cls_widths": [8]}, patch_size=size)
+        evaluate(model, dataset, tmp_path / name, batch_size=2, model_name=name, example_rows=rows,
+                 progress=False)
+        examples[name] = tmp_path / name / "examples.npz"
+    fig3(examples, dataset, tmp_path / "fig3.png", source="synthetic", out_pdf=tmp_path / "fig3.pdf")
+    image = assert_png(tmp_path / "fig3.png")
+    assert image.shape[1] > image.shape[0]  # 5 columns, 3 rows
+    assert_pdf(tmp_path / "fig3.pdf")
