@@ -1,0 +1,533 @@
+"""Synthetic SEN12MS and SEN12MS-CR trees in the exact real on-disk layout.
+
+The demo and the tests run the real reading code on these trees, so every file is a GeoTIFF with the real
+band count, dtype, a UTM CRS and a 10 m transform, at the path :mod:`hcrlc.data.layout` gives for it.
+
+How a scene is simulated (all on one scene-sized canvas, so that overlapping patches agree exactly):
+
+* A scene is ``(grid + 1) * 128`` px per side; ``grid × grid`` patches of 256 px are cut from it with stride
+  128, so a patch's east/south neighbour starts 128 px = 1280 m further on, as in SEN12MS.
+* Land cover (lc band 1, IGBP 1–17): the argmax of a few smooth random fields, one per IGBP class of the
+  scene's palette, gives spatially coherent regions. Palettes rotate over the sorted scene list so that any
+  four consecutive scenes cover all ten simplified classes.
+* S2 (clear, TOA reflectance): a class spectrum (:data:`IGBP_S2_REFLECTANCE`) with brightness texture and
+  sensor noise; the 20 m and 60 m bands are blurred to their native resolution.
+* S1 (dB): a class backscatter (:data:`IGBP_S1_DB`) with texture and multi-look gamma speckle.
+* Cloudy S2: the same surface (another date: small per-band gain change, new noise) under one cloud layer of
+  opacity ``alpha`` in [0, 1] whose spectrum mixes thick cloud, haze and cirrus
+  (:data:`CLOUD_S2_REFLECTANCE`). Where clouds are is a fractal field thresholded at the scene's cloudiness
+  level; the levels are stratified over the scene set so that per-patch coverage spans 0–100 %.
+* Truth: a pixel is cloudy if ``alpha >= TRUE_MASK_OPACITY``. Only :func:`measure_cloud_iou` reads it; the
+  pipeline derives its masks with s2cloudless as on real data.
+
+A scene's content depends on the seed and on the scene's rank in the sorted scene list (palette and
+cloudiness are stratified over the set), so the same seed and scene list give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import rasterio
+from rasterio.crs import CRS
+from rasterio.io import MemoryFile
+from rasterio.transform import Affine
+from scipy import ndimage
+from tqdm import tqdm
+
+from hcrlc.atomic import atomic_output
+from hcrlc.data.labels import igbp_fractions_from_lc
+from hcrlc.data.layout import (
+    patch_filename,
+    scene_key,
+    sen12ms_path,
+    sen12mscr_path,
+    walk_sen12ms,
+    walk_sen12mscr,
+)
+from hcrlc.errors import ConfigError, DataError
+from hcrlc.paper import (
+    CLASSES,
+    IGBP_TO_CLASS,
+    PATCH_SIZE,
+    PATCH_STRIDE,
+    PIXEL_SIZE_M,
+    S2_BAND_NAMES,
+    S2_BANDS,
+    S2_SCALE,
+    SEASON_DIRS,
+)
+
+log = logging.getLogger(__name__)
+
+#: Opacity from which a pixel counts as cloudy in the true mask (thick cloud, or haze/cirrus at least this
+#: dense). Chosen where stock s2cloudless (threshold 0.4) starts to flag the cloud spectra below over most
+#: surfaces.
+TRUE_MASK_OPACITY = 0.3
+
+#: Rough Sentinel-2 L1C top-of-atmosphere reflectance per IGBP class (row k = IGBP id k + 1), bands in
+#: paper.S2_BAND_NAMES order. The shapes are what matters: vegetation has a red edge (B05→B07) and a high NIR
+#: plateau (B08, B8A), water is dark beyond the red, urban and barren are bright and flat with a high SWIR
+#: (B11, B12), snow is very bright in the visible and dark in the SWIR. B01 and B02 include the atmosphere's
+#: path radiance; B09 sits in a water-vapour absorption band; B10 (1375 nm) is absorbed by the atmosphere, so
+#: the ground is nearly invisible there (≈ 0.001–0.01) and only high clouds show.
+# fmt: off
+#    B01   B02   B03   B04   B05   B06   B07   B08   B8A   B09   B10   B11   B12
+IGBP_S2_REFLECTANCE = np.array([
+    [.120, .085, .070, .045, .075, .170, .210, .230, .240, .080, .003, .120, .055],  # 1 evergreen needleleaf
+    [.120, .085, .075, .045, .080, .210, .270, .300, .310, .100, .003, .150, .065],  # 2 evergreen broadleaf
+    [.120, .090, .075, .050, .085, .190, .240, .260, .270, .090, .003, .140, .065],  # 3 deciduous needleleaf
+    [.120, .090, .080, .050, .090, .230, .290, .320, .330, .100, .003, .160, .070],  # 4 deciduous broadleaf
+    [.120, .088, .076, .048, .085, .200, .250, .270, .280, .090, .003, .140, .065],  # 5 mixed forest
+    [.130, .100, .095, .090, .130, .190, .220, .240, .250, .085, .004, .240, .160],  # 6 closed shrubland
+    [.135, .105, .105, .115, .145, .180, .200, .220, .230, .080, .004, .270, .200],  # 7 open shrubland
+    [.125, .095, .085, .070, .110, .200, .240, .260, .270, .090, .004, .200, .120],  # 8 woody savanna
+    [.130, .100, .095, .085, .125, .200, .230, .250, .260, .090, .004, .240, .150],  # 9 savanna
+    [.130, .100, .090, .080, .120, .220, .260, .280, .290, .090, .004, .230, .140],  # 10 grassland
+    [.120, .090, .080, .060, .080, .130, .150, .160, .160, .050, .003, .090, .050],  # 11 permanent wetland
+    [.130, .100, .100, .080, .130, .280, .340, .370, .380, .110, .004, .220, .120],  # 12 cropland
+    [.150, .130, .130, .140, .160, .180, .190, .200, .210, .080, .006, .240, .200],  # 13 urban
+    [.130, .100, .095, .080, .125, .240, .290, .310, .320, .100, .004, .220, .130],  # 14 crop/natural mosaic
+    [.600, .600, .600, .600, .600, .580, .560, .550, .540, .300, .010, .080, .060],  # 15 snow and ice
+    [.160, .140, .170, .220, .250, .280, .300, .310, .320, .120, .007, .380, .320],  # 16 barren
+    [.120, .090, .060, .040, .030, .020, .020, .020, .020, .010, .002, .010, .008],  # 17 water
+], dtype=np.float32)
+
+#: Mean Sentinel-1 backscatter per IGBP class in dB, (VV, VH): smooth water reflects away from the sensor
+#: (very low), forests scatter in volume (high VH), buildings give double bounce (high VV).
+IGBP_S1_DB = np.array([
+    [-7.5, -13.5], [-7.0, -13.0], [-8.0, -14.5], [-8.0, -14.0], [-7.5, -13.5],  # forests 1-5
+    [-9.5, -16.5], [-10.5, -18.0],  # shrublands 6-7
+    [-8.5, -15.5], [-9.5, -17.0],  # savannas 8-9
+    [-11.0, -18.5],  # grassland 10
+    [-9.0, -17.0],  # wetland 11
+    [-10.0, -17.0],  # cropland 12
+    [-5.0, -12.0],  # urban 13
+    [-9.5, -16.5],  # cropland/natural mosaic 14
+    [-13.0, -21.0],  # snow and ice 15
+    [-13.5, -23.0],  # barren 16
+    [-20.0, -27.0],  # water 17
+], dtype=np.float32)
+
+#: Cloud spectra (TOA reflectance): thick cloud is bright and flat in VIS/NIR, lower in the SWIR, and its
+#: high top shows in B10; haze is a dimmer, bluish, low layer (little B10); cirrus is thin ice, faint in the
+#: visible but strong in B10.
+#    B01   B02   B03   B04   B05   B06   B07   B08   B8A   B09   B10   B11   B12
+CLOUD_S2_REFLECTANCE = np.array([
+    [.500, .480, .470, .470, .480, .480, .490, .490, .490, .320, .060, .360, .240],  # thick
+    [.350, .330, .310, .290, .280, .270, .260, .260, .260, .170, .020, .200, .130],  # haze
+    [.200, .190, .180, .170, .170, .170, .170, .170, .170, .100, .100, .140, .100],  # cirrus
+], dtype=np.float32)
+
+# SEN12MS lc bands 2-4 hold the LCCS land cover, land use and surface hydrology layers; these tables give each
+# IGBP class (index = IGBP id, 0 unused) a plausible LCCS id so the bands are not empty.
+_LCCS_LC = np.array([0, 11, 12, 13, 14, 15, 41, 43, 21, 22, 31, 31, 31, 1, 31, 2, 1, 3], dtype=np.uint16)
+_LCCS_LU = np.array([0, 10, 10, 10, 10, 10, 40, 40, 20, 20, 30, 30, 36, 9, 35, 2, 1, 3], dtype=np.uint16)
+_LCCS_SH = np.array([0, 10, 10, 10, 10, 10, 40, 40, 20, 20, 30, 50, 30, 1, 30, 2, 1, 3], dtype=np.uint16)
+# fmt: on
+
+# Native resolution of each S2 band (m); SEN12MS resamples all of them to 10 m, so coarse bands are smooth.
+_S2_NATIVE_RES_M = (60, 10, 10, 10, 20, 20, 20, 10, 20, 60, 60, 20, 20)
+
+_S1_LOOKS = 4.4  # equivalent number of looks of Sentinel-1 GRD high resolution: sets the speckle strength
+_GROUPS_PER_SCENE = 4  # simplified classes in each scene's palette
+_PALETTE_STEP = 3  # palette offset between consecutive scenes: any 4 consecutive scenes cover all 10 classes
+
+
+# --- Random fields ------------------------------------------------------------------------------------------
+
+
+def _standardise(field: np.ndarray) -> np.ndarray:
+    field = field - field.mean(axis=(-2, -1), keepdims=True)
+    return (field / field.std(axis=(-2, -1), keepdims=True)).astype(np.float32)
+
+
+def _smooth_fields(
+    rng: np.random.Generator, n: int, size: int, sigma_px: float, anisotropy: float = 1.0, angle: float = 0.0
+) -> np.ndarray:
+    """``n`` Gaussian-smoothed white-noise fields, (n, size, size) float32, zero mean, unit std.
+
+    Filtered in the Fourier domain (periodic), which is far cheaper than a spatial filter of this width and
+    lets ``anisotropy`` > 1 stretch the field along ``angle`` (radians), e.g. for cirrus streaks.
+    """
+    ky = np.fft.fftfreq(size)[:, None]
+    kx = np.fft.rfftfreq(size)[None, :]
+    along = kx * np.cos(angle) + ky * np.sin(angle)
+    across = -kx * np.sin(angle) + ky * np.cos(angle)
+    k2 = (along * anisotropy) ** 2 + across**2
+    transfer = np.exp(-2.0 * np.pi**2 * sigma_px**2 * k2)
+    noise = rng.standard_normal((n, size, size), dtype=np.float32)
+    return _standardise(np.fft.irfft2(np.fft.rfft2(noise) * transfer, s=(size, size)))
+
+
+def _fractal_field(rng: np.random.Generator, size: int, outer_scale_px: float, slope: float) -> np.ndarray:
+    """One fractal (power-law) field, (size, size) float32, zero mean, unit std.
+
+    Amplitude falls as ``k ** -slope`` above ``1 / outer_scale_px``: ragged, cloud-like edges at every scale.
+    """
+    ky = np.fft.fftfreq(size)[:, None]
+    kx = np.fft.rfftfreq(size)[None, :]
+    k2 = kx**2 + ky**2 + (1.0 / outer_scale_px) ** 2
+    noise = rng.standard_normal((size, size), dtype=np.float32)
+    return _standardise(np.fft.irfft2(np.fft.rfft2(noise) * k2 ** (-slope / 2.0), s=(size, size)))
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+# --- Scene content ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """One simulated scene on its full canvas (side = (grid + 1) * 128 px); patches are windows of it."""
+
+    s1: np.ndarray  # (2, H, W) float32 dB
+    s2: np.ndarray  # (13, H, W) uint16 reflectance x 10,000
+    s2_cloudy: np.ndarray  # (13, H, W) uint16 reflectance x 10,000
+    lc: np.ndarray  # (4, H, W) uint16, band 1 IGBP
+    truth: np.ndarray  # (H, W) bool true cloud mask
+
+
+def _palette(rank: int, group_order: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """IGBP ids (1-based) of one scene: a window of simplified classes that rotates with the scene's rank."""
+    n = len(CLASSES)
+    groups = [CLASSES[group_order[(rank * _PALETTE_STEP + k) % n]] for k in range(_GROUPS_PER_SCENE)]
+    return np.array([rng.choice(IGBP_TO_CLASS[g]) for g in groups], dtype=np.int64)
+
+
+def _land_cover(rng: np.random.Generator, size: int, palette: np.ndarray) -> np.ndarray:
+    """IGBP map (size, size) uint16: coherent regions ~100–200 px across with ragged borders."""
+    broad = _smooth_fields(rng, len(palette), size, sigma_px=36.0)
+    detail = _smooth_fields(rng, len(palette), size, sigma_px=6.0)
+    # Uneven class weights per scene, so that class fractions (and so the multi-label targets) vary.
+    dominance = rng.uniform(-0.8, 0.8, size=len(palette)).astype(np.float32)[:, None, None]
+    return palette[np.argmax(broad + 0.2 * detail + dominance, axis=0)].astype(np.uint16)
+
+
+def _surface_reflectance(rng: np.random.Generator, igbp: np.ndarray) -> np.ndarray:
+    """Clear-sky surface as seen at TOA, (13, H, W) float32 reflectance, before sensor noise and blurring."""
+    size = igbp.shape[0]
+    spectra = IGBP_S2_REFLECTANCE[igbp.astype(np.int64) - 1]  # (H, W, 13)
+    # Brightness varies within a region (canopy density, soil moisture) on a 10 px and a 1 px scale.
+    texture = _smooth_fields(rng, 2, size, sigma_px=1.0)
+    vigour = 1.0 + 0.08 * _smooth_fields(rng, 1, size, sigma_px=10.0)[0] + 0.05 * texture[0]
+    surface = np.moveaxis(spectra, -1, 0) * vigour[None]
+    # The NIR plateau varies more than the visible, as canopy structure changes it most.
+    nir = [S2_BAND_NAMES.index(b) for b in ("B06", "B07", "B08", "B8A")]
+    surface[nir] *= 1.0 + 0.05 * texture[1][None]
+    # The ground is invisible in B10 (absorbed by water vapour): no surface texture there.
+    b10 = S2_BAND_NAMES.index("B10")
+    surface[b10] = spectra[..., b10]
+    return surface
+
+
+def _blur_to_native_resolution(bands: np.ndarray) -> np.ndarray:
+    """Smooth the 20 m and 60 m bands of (13, H, W) reflectance, as resampling them to 10 m leaves them."""
+    out = bands.copy()
+    for b, res in enumerate(_S2_NATIVE_RES_M):
+        if res > PIXEL_SIZE_M:
+            # A Gaussian of sigma ≈ 0.4 native pixels has about the footprint of the coarse pixel.
+            out[b] = ndimage.gaussian_filter(bands[b], sigma=0.4 * res / PIXEL_SIZE_M, mode="wrap")
+    return out
+
+
+def _sensor(rng: np.random.Generator, toa: np.ndarray) -> np.ndarray:
+    """Noise, native-resolution blur and quantisation: (13, H, W) float reflectance → uint16 ×10,000."""
+    noisy = toa + rng.standard_normal(toa.shape, dtype=np.float32) * np.float32(0.004)
+    blurred = _blur_to_native_resolution(noisy)
+    return np.clip(np.rint(blurred * S2_SCALE), 1, 65535).astype(np.uint16)
+
+
+def _backscatter(rng: np.random.Generator, igbp: np.ndarray) -> np.ndarray:
+    """S1 (2, H, W) float32 dB (VV, VH): class mean, 1 dB texture and multi-look gamma speckle."""
+    size = igbp.shape[0]
+    mean_db = np.moveaxis(IGBP_S1_DB[igbp.astype(np.int64) - 1], -1, 0)
+    mean_db = mean_db + _smooth_fields(rng, 2, size, sigma_px=4.0)
+    speckle = rng.gamma(_S1_LOOKS, 1.0 / _S1_LOOKS, size=mean_db.shape).astype(np.float32)
+    return (mean_db + 10.0 * np.log10(speckle)).astype(np.float32)
+
+
+def _clouds(rng: np.random.Generator, size: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """One cloud layer: opacity (H, W) float32 in [0, 1] and its spectrum (13, H, W) float32 reflectance.
+
+    ``level`` is the scene's cloudiness in [0, 1]: the fraction of the scene inside clouds (cover >= 0.5).
+    """
+    where = _fractal_field(rng, size, outer_scale_px=size / 2.0, slope=1.7)
+    if level <= 0.0:
+        cover = np.zeros((size, size), np.float32)
+    else:
+        threshold = np.quantile(where, 1.0 - min(level, 1.0))
+        # Edges ramp over 0.4 std of the field: a few pixels wide, like real cloud edges at 10 m.
+        cover = _smoothstep((where - threshold) / 0.4 + 0.5)
+
+    # Which kind of cloud: softmax over three smooth fields, biased per scene so that thick clouds dominate
+    # some scenes and haze or cirrus others; cirrus fields are streaky.
+    kinds = np.concatenate(
+        [
+            _smooth_fields(rng, 2, size, sigma_px=40.0),
+            _smooth_fields(rng, 1, size, sigma_px=25.0, anisotropy=4.0, angle=rng.uniform(0.0, np.pi)),
+        ]
+    )
+    bias = np.array([rng.uniform(0.0, 1.2), rng.uniform(-1.0, 0.5), rng.uniform(-1.0, 0.5)], np.float32)
+    logits = (kinds + bias[:, None, None]) / 0.35
+    weights = np.exp(logits - logits.max(axis=0, keepdims=True))
+    weights /= weights.sum(axis=0, keepdims=True)
+
+    # Peak opacity per kind: thick clouds are opaque, haze and cirrus semi-transparent.
+    peak = np.array([1.0, rng.uniform(0.45, 0.7), rng.uniform(0.35, 0.55)], np.float32)
+    opacity = cover * np.tensordot(peak, weights, axes=1)
+    # Clouds are lumpy: ±10 % brightness texture.
+    lumps = 1.0 + 0.1 * _smooth_fields(rng, 1, size, sigma_px=5.0)[0]
+    spectrum = np.tensordot(CLOUD_S2_REFLECTANCE.T, weights, axes=1) * lumps[None]
+    return opacity.astype(np.float32), spectrum.astype(np.float32)
+
+
+def _cloudiness_levels(n: int, rng: np.random.Generator) -> np.ndarray:
+    """One cloudiness level per scene, one per stratum of [-0.05, 1.05] (clipped to [0, 1]) in random order.
+
+    Stratified so that even two or three scenes span clear to overcast; the margins make some scenes fully
+    clear or fully overcast, as real acquisitions often are.
+    """
+    levels = (rng.permutation(n) + rng.uniform(0.0, 1.0, n)) / n * 1.1 - 0.05
+    return np.clip(levels, 0.0, 1.0)
+
+
+def _simulate_scene(rng: np.random.Generator, size: int, palette: np.ndarray, level: float) -> _Scene:
+    igbp = _land_cover(rng, size, palette)
+    surface = _surface_reflectance(rng, igbp)
+    s2 = _sensor(rng, surface)
+    s1 = _backscatter(rng, igbp)
+    opacity, cloud = _clouds(rng, size, level)
+    # The cloudy image is another date: the surface drifts by a few percent per band under the clouds.
+    drift = rng.uniform(0.97, 1.03, S2_BANDS).astype(np.float32)[:, None, None]
+    s2_cloudy = _sensor(rng, (1.0 - opacity) * surface * drift + opacity * cloud)
+    lc = np.stack([igbp, _LCCS_LC[igbp], _LCCS_LU[igbp], _LCCS_SH[igbp]])
+    return _Scene(s1=s1, s2=s2, s2_cloudy=s2_cloudy, lc=lc, truth=opacity >= TRUE_MASK_OPACITY)
+
+
+# --- Files --------------------------------------------------------------------------------------------------
+
+
+def _utm_georef(rng: np.random.Generator) -> tuple[int, float, float]:
+    """EPSG code and upper-left corner (m) of a scene: a random UTM zone and hemisphere, 10 m aligned."""
+    zone = int(rng.integers(1, 61))
+    north = bool(rng.random() < 0.75)
+    epsg = (32600 if north else 32700) + zone
+    x0 = float(rng.integers(20_000, 70_000)) * PIXEL_SIZE_M
+    y0 = float(rng.integers(100_000, 900_000)) * PIXEL_SIZE_M
+    return epsg, x0, y0
+
+
+def _patch_ids(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` increasing patch ids from a scene-dependent start, skipping one to three ids one time in five."""
+    steps = 1 + (rng.random(n) < 0.2) * rng.integers(1, 4, n)
+    return int(rng.integers(1, 500)) + np.cumsum(steps) - steps[0]
+
+
+def _geotiff_bytes(array: np.ndarray, epsg: int, transform: Affine) -> bytes:
+    """Encode a (bands, H, W) array as an uncompressed GeoTIFF, like the published patches."""
+    bands, height, width = array.shape
+    profile = {
+        "driver": "GTiff",
+        "width": width,
+        "height": height,
+        "count": bands,
+        "dtype": array.dtype.name,
+        "crs": CRS.from_epsg(epsg),
+        "transform": transform,
+    }
+    with MemoryFile() as mem:
+        with mem.open(**profile) as dst:
+            dst.write(array)
+        return mem.read()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def _write_truth(path: Path, patch_ids: np.ndarray, masks: np.ndarray) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, patch=patch_ids.astype(np.int64), mask=np.packbits(masks, axis=-1))
+    _write_atomic(path, buffer.getvalue())
+
+
+def _check_request(scenes: list[tuple[str, int]], grid: int, only_in_one_tree: int) -> None:
+    if grid < 1:
+        raise ConfigError(
+            f"synthetic grid must be >= 1 patch per side, got {grid}; set `synthetic.grid` >= 1"
+        )
+    if not scenes:
+        raise ConfigError("the synthetic scene list is empty; list at least one scene in `synthetic.scenes`")
+    for season, scene in scenes:
+        if season not in SEASON_DIRS or scene < 0:
+            raise ConfigError(
+                f"synthetic scene ({season!r}, {scene!r}) is invalid; seasons are {list(SEASON_DIRS)} "
+                "and scene numbers are non-negative integers"
+            )
+    if len(set(scenes)) != len(scenes):
+        raise ConfigError(f"synthetic scene list {scenes} repeats a scene; list each (season, scene) once")
+    n_patches = len(scenes) * grid * grid
+    if only_in_one_tree < 0 or 2 * only_in_one_tree > n_patches:
+        raise ConfigError(
+            f"only_in_one_tree={only_in_one_tree} needs 2 x that many patches, but {len(scenes)} scene(s) x "
+            f"{grid}x{grid} give {n_patches}; lower `synthetic.only_in_one_tree` or generate more patches"
+        )
+
+
+def generate_trees(
+    sen12ms_root: str | Path,
+    sen12mscr_root: str | Path,
+    scenes: list[tuple[str, int]],
+    grid: int,
+    seed: int,
+    only_in_one_tree: int = 2,
+    truth_dir: str | Path | None = None,
+) -> pd.DataFrame:
+    """Write a synthetic SEN12MS tree (s1, s2, lc) and SEN12MS-CR tree (s1, s2, s2_cloudy) for ``scenes``.
+
+    Each scene yields ``grid × grid`` patches of 256 × 256 px at 10 m, cut with stride 128 px from one
+    simulated area, in a UTM CRS of its own. Patch ids follow raster order but start at a scene-dependent
+    offset and skip some numbers: neighbours must be found from the transforms (a neighbour's origin is
+    1280 m away), not from the ids.
+
+    Files: S1 (2, 256, 256) float32 dB (VV, VH); S2 and cloudy S2 (13, 256, 256) uint16 reflectance ×10,000 in
+    ``paper.S2_BAND_NAMES`` order; lc (4, 256, 256) uint16, band 1 IGBP 1–17. SEN12MS and SEN12MS-CR share the
+    same S1 and clear S2 bytes. ``only_in_one_tree`` patches per tree are written to that tree only.
+
+    If ``truth_dir`` is given, ``{truth_dir}/{season}_{scene}.npz`` holds ``patch`` (n,) int64 and ``mask``
+    (n, 256, 32) uint8 = ``np.packbits`` of the true (n, 256, 256) bool cloud masks along the last axis; read
+    it with :func:`read_truth`.
+
+    Returns one row per generated patch: ``season, scene, patch, row, col, in_sen12ms, in_sen12mscr,
+    cloud_fraction_true`` (fraction of the patch with cloud opacity >= :data:`TRUE_MASK_OPACITY`).
+    Deterministic: the same arguments give the same bytes.
+    """
+    scenes = [(season, int(scene)) for season, scene in scenes]
+    _check_request(scenes, grid, only_in_one_tree)
+    size = (grid + 1) * PATCH_STRIDE
+    season_index = {season: i for i, season in enumerate(SEASON_DIRS)}
+    ordered = sorted(scenes, key=lambda s: (season_index[s[0]], s[1]))
+    set_rng = np.random.default_rng([seed, 0])
+    group_order = set_rng.permutation(len(CLASSES))
+    levels = _cloudiness_levels(len(ordered), set_rng)
+    per_scene = grid * grid
+    roots = (sen12ms_root, sen12mscr_root)
+    lonely = set_rng.choice(len(ordered) * per_scene, size=2 * only_in_one_tree, replace=False).tolist()
+    only_sen12ms, only_sen12mscr = set(lonely[:only_in_one_tree]), set(lonely[only_in_one_tree:])
+
+    rows: list[dict] = []
+    progress = tqdm(ordered, desc="synthetic scenes", unit="scene", disable=None)
+    for rank, (season, scene) in enumerate(progress):
+        rng = np.random.default_rng([seed, 1, season_index[season], scene])
+        epsg, x0, y0 = _utm_georef(rng)
+        patch_ids = _patch_ids(rng, per_scene)
+        sim = _simulate_scene(rng, size, _palette(rank, group_order, rng), float(levels[rank]))
+        masks = []
+        for i, patch in enumerate(patch_ids.tolist()):
+            r, c = divmod(i, grid)
+            in_sen12ms = rank * per_scene + i not in only_sen12mscr
+            in_sen12mscr = rank * per_scene + i not in only_sen12ms
+            top, left = r * PATCH_STRIDE, c * PATCH_STRIDE
+            window = np.s_[:, top : top + PATCH_SIZE, left : left + PATCH_SIZE]
+            x, y = x0 + left * PIXEL_SIZE_M, y0 - top * PIXEL_SIZE_M
+            transform = Affine(PIXEL_SIZE_M, 0.0, x, 0.0, -PIXEL_SIZE_M, y)
+            s1 = _geotiff_bytes(sim.s1[window], epsg, transform)
+            s2 = _geotiff_bytes(sim.s2[window], epsg, transform)
+            if in_sen12ms:
+                lc = _geotiff_bytes(sim.lc[window], epsg, transform)
+                for kind, data in (("s1", s1), ("s2", s2), ("lc", lc)):
+                    _write_atomic(sen12ms_path(sen12ms_root, kind, season, scene, patch), data)
+            if in_sen12mscr:
+                cloudy = _geotiff_bytes(sim.s2_cloudy[window], epsg, transform)
+                for kind, data in (("s1", s1), ("s2", s2), ("s2_cloudy", cloudy)):
+                    _write_atomic(sen12mscr_path(sen12mscr_root, kind, season, scene, patch), data)
+            masks.append(sim.truth[window[1:]])
+            rows.append(
+                {
+                    "season": season,
+                    "scene": scene,
+                    "patch": patch,
+                    "row": r,
+                    "col": c,
+                    "in_sen12ms": in_sen12ms,
+                    "in_sen12mscr": in_sen12mscr,
+                    "cloud_fraction_true": float(masks[-1].mean()),
+                }
+            )
+        if truth_dir is not None:
+            _write_truth(Path(truth_dir) / f"{scene_key(season, scene)}.npz", patch_ids, np.stack(masks))
+    log.info("wrote %d synthetic patches of %d scene(s) to %s and %s", len(rows), len(ordered), *roots)
+    return pd.DataFrame(rows)
+
+
+def read_truth(truth_dir: str | Path, season: str, scene: int) -> dict[int, np.ndarray]:
+    """True cloud masks of one scene written by :func:`generate_trees`: patch id → (256, 256) bool."""
+    path = Path(truth_dir) / f"{scene_key(season, scene)}.npz"
+    if not path.is_file():
+        raise DataError(path, "no true cloud masks for this scene", "generate the trees with `truth_dir` set")
+    with np.load(path) as f:
+        masks = np.unpackbits(f["mask"], axis=-1, count=PATCH_SIZE).astype(bool)
+        return dict(zip(f["patch"].tolist(), masks))
+
+
+# --- Checks on the generated trees --------------------------------------------------------------------------
+
+
+def write_igbp_probability_labels(sen12ms_root: str | Path, out_pkl: str | Path) -> None:
+    """Write labels in the format of the official ``IGBP_probability_labels.pkl``.
+
+    A pickled dict: S2 file name (e.g. ``ROIs1158_spring_s2_1_p407.tif``) → (17,) float64 fractions of IGBP
+    classes 1–17 in lc band 1 of that patch.
+    """
+    files = walk_sen12ms(sen12ms_root)
+    labels: dict[str, np.ndarray] = {}
+    for row in files[files["kind"] == "lc"].itertuples(index=False):
+        with rasterio.open(row.path) as src:
+            igbp = src.read(1)
+        labels[patch_filename("s2", row.season, row.scene, row.patch)] = igbp_fractions_from_lc(igbp)
+    _write_atomic(Path(out_pkl), pickle.dumps(labels, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def measure_cloud_iou(
+    sen12mscr_root: str | Path,
+    truth_dir: str | Path,
+    threshold: float = 0.4,
+    average_over: int = 1,
+    dilation_size: int = 1,
+) -> float:
+    """IoU of stock s2cloudless masks of every cloudy S2 patch against the true masks, pooled over all pixels.
+
+    s2cloudless runs as the authors ran it (``all_bands=True`` on reflectance clipped to [0, 10000] / 10000).
+    Pooled (sum of intersections / sum of unions) because a clear patch has no IoU of its own.
+    """
+    from s2cloudless import S2PixelCloudDetector  # slow import (LightGBM), only needed here
+
+    detector = S2PixelCloudDetector(
+        threshold=threshold, average_over=average_over, dilation_size=dilation_size, all_bands=True
+    )
+    files = walk_sen12mscr(sen12mscr_root)
+    cloudy = files[files["kind"] == "s2_cloudy"]
+    intersection = union = 0
+    for (season, scene), group in cloudy.groupby(["season", "scene"], sort=True):
+        truth = read_truth(truth_dir, season, scene)
+        images = []
+        for path in group["path"]:
+            with rasterio.open(path) as src:
+                images.append(np.moveaxis(src.read(), 0, -1))
+        data = np.clip(np.stack(images).astype(np.float32), 0, S2_SCALE) / S2_SCALE
+        predicted = detector.get_cloud_masks(data).astype(bool)
+        true = np.stack([truth[int(p)] for p in group["patch"]])
+        intersection += int(np.sum(predicted & true))
+        union += int(np.sum(predicted | true))
+    return intersection / union if union else 1.0
