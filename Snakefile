@@ -1,0 +1,44 @@
+# Explicit Haze & Cloud Removal for Global Land Cover Classification (Gu et al., CVPR 2022 MultiEarth):
+# the workflow decides what is computed from which files; src/hcrlc does the computing.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# jobs (scripts, conda envs, cluster jobs) import the same library as this file
+# (set here, not required from the user: nothing for an `envvars:` directive to assert)
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+)
+
+
+configfile: str(Path(workflow.basedir) / "config.yaml")
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/masks.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.data.input,
+        rules.masks.input,
+        rules.train.input,
+        rules.evaluate.input,
+        rules.figures.input,

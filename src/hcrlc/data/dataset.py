@@ -1,0 +1,108 @@
+"""Torch dataset over the packed per-scene shards, addressed through ``index.parquet``.
+
+Nothing is loaded up front: each worker process memory-maps the scene arrays it touches on first use. A sample is
+prepared as in the authors' code: S2 (cloudy and clear) clipped to [0, 10000] and divided by 10,000; S1 NaN -> 0,
+clipped to [-25, 0] dB and standardised with the SEN12MS mean/std.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from hcrlc.data.clouds import unpack_masks
+from hcrlc.data.layout import scene_key
+from hcrlc.data.shards import open_shard
+from hcrlc.errors import DataError
+from hcrlc.paper import S1_CLIP_DB, S1_MEAN, S1_STD, S2_SCALE, TARGET_COLUMNS
+
+_S1_MEAN = np.asarray(S1_MEAN, dtype=np.float32)[:, None, None]
+_S1_STD = np.asarray(S1_STD, dtype=np.float32)[:, None, None]
+
+
+def prepare_s2(dn: np.ndarray) -> np.ndarray:
+    """(..., 13, H, W) uint16 reflectance x 10,000 -> float32 in [0, 1]."""
+    return np.clip(dn.astype(np.float32), 0.0, S2_SCALE) / np.float32(S2_SCALE)
+
+
+def prepare_s1(db: np.ndarray) -> np.ndarray:
+    """(..., 2, H, W) float32 dB -> NaN to 0, clip to [-25, 0] dB, standardise per band."""
+    x = np.nan_to_num(db.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    return (np.clip(x, *S1_CLIP_DB) - _S1_MEAN) / _S1_STD
+
+
+def load_index(index_path: str | Path, split: str | None = None) -> pd.DataFrame:
+    """Read index.parquet, optionally one split."""
+    index_path = Path(index_path)
+    if not index_path.is_file():
+        raise DataError(index_path, "index missing", "run the data stage first: snakemake data")
+    df = pd.read_parquet(index_path)
+    if split is not None:
+        df = df[df["split"] == split].reset_index(drop=True)
+    return df
+
+
+class TripletDataset(Dataset):
+    """(cloudy S2 + S1, clear S2, cloud mask, targets) samples of one split.
+
+    Each item is a dict of tensors:
+    ``x`` (15, H, W) float32 = 13 cloudy S2 bands in [0, 1] then 2 standardised S1 bands;
+    ``s2`` (13, H, W) float32 clear S2 in [0, 1]; ``mask`` (1, H, W) float32 cloud mask in {0, 1};
+    ``y`` (10,) float32 multi-hot targets; ``cloud_fraction`` () float32; ``idx`` () int64 row of ``frame``.
+    """
+
+    def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path) -> None:
+        self.frame = frame.reset_index(drop=True)
+        self.shards_dir = Path(shards_dir)
+        self.masks_dir = Path(masks_dir)
+        self._scene = [scene_key(s, c) for s, c in zip(self.frame["season"], self.frame["scene"])]
+        self._row = self.frame["row"].to_numpy(dtype=np.int64)
+        self._y = self.frame[list(TARGET_COLUMNS)].to_numpy(dtype=np.float32)
+        self._cf = self.frame["cloud_fraction"].to_numpy(dtype=np.float32)
+        self._open: dict[str, dict[str, np.ndarray]] = {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def _arrays(self, scene: str) -> dict[str, np.ndarray]:
+        arrays = self._open.get(scene)
+        if arrays is None:
+            shard = self.shards_dir / scene
+            arrays = {name: open_shard(shard, name) for name in ("s1", "s2", "s2_cloudy")}
+            mask_path = self.masks_dir / scene / "mask.npy"
+            if not mask_path.is_file():
+                raise DataError(mask_path, "cloud mask missing", "run the workflow's masks step (snakemake masks)")
+            arrays["mask"] = np.load(mask_path, mmap_mode="r")
+            self._open[scene] = arrays
+        return arrays
+
+    def __getstate__(self) -> dict:
+        # memmaps are reopened in each worker process rather than pickled
+        state = self.__dict__.copy()
+        state["_open"] = {}
+        return state
+
+    def cloudy_s2(self, i: int) -> np.ndarray:
+        """(13, H, W) prepared cloudy S2 of row ``i``."""
+        return prepare_s2(self._arrays(self._scene[i])["s2_cloudy"][self._row[i]])
+
+    def s1(self, i: int) -> np.ndarray:
+        """(2, H, W) prepared S1 of row ``i``."""
+        return prepare_s1(self._arrays(self._scene[i])["s1"][self._row[i]])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        a = self._arrays(self._scene[i])
+        r = self._row[i]
+        x = np.concatenate([self.cloudy_s2(i), self.s1(i)], axis=0)
+        return {
+            "x": torch.from_numpy(x),
+            "s2": torch.from_numpy(prepare_s2(a["s2"][r])),
+            "mask": torch.from_numpy(unpack_masks(np.asarray(a["mask"][r]))[None].astype(np.float32)),
+            "y": torch.from_numpy(self._y[i]),
+            "cloud_fraction": torch.tensor(self._cf[i]),
+            "idx": torch.tensor(i, dtype=torch.int64),
+        }

@@ -1,0 +1,152 @@
+"""Listing (which triplets exist) and the final index (usable triplets with split, targets and cloud coverage).
+
+Flow: ``build_listing`` walks both trees and intersects them on (season, scene, patch) from file names alone —
+cheap at paper scale. Per-scene jobs then read every file (``shards.scan_scene``) and compute cloud masks
+(``clouds``). ``build_index`` joins it all, applies labels and the split, and accounts for every patch ever seen:
+each one is either a row of the index or a row of ``excluded.csv`` with a reason.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hcrlc.data.labels import load_probability_labels, multi_hot
+from hcrlc.data.layout import patch_filename, walk_sen12ms, walk_sen12mscr
+from hcrlc.data.splits import assign_split
+from hcrlc.paper import N_IGBP, PAPER_CLOUD_COVERAGE, PAPER_N_TEST, PAPER_N_TRAINVAL, TARGET_COLUMNS
+
+log = logging.getLogger(__name__)
+
+KEY = ["season", "scene", "patch"]
+#: The files a usable triplet needs: S1, clear S2 and cloudy S2 from SEN12MS-CR, lc (labels) from SEN12MS.
+REQUIRED_FILES: dict[str, tuple[str, str]] = {
+    "s1": ("SEN12MS-CR", "s1"),
+    "s2": ("SEN12MS-CR", "s2"),
+    "s2_cloudy": ("SEN12MS-CR", "s2_cloudy"),
+    "lc": ("SEN12MS", "lc"),
+}
+IGBP_COLUMNS = [f"igbp_{i}" for i in range(1, N_IGBP + 1)]
+EXCLUDED_COLUMNS = [*KEY, "reason"]
+
+
+def build_listing(sen12ms_root: str | Path, sen12mscr_root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Intersect the two trees on (season, scene, patch).
+
+    Returns ``(listing, excluded)``: listing has KEY + one path column per REQUIRED_FILES entry, sorted by KEY;
+    excluded has KEY + reason for every patch seen in either tree that lacks a required file.
+    """
+    ms = walk_sen12ms(sen12ms_root).assign(dataset="SEN12MS")
+    cr = walk_sen12mscr(sen12mscr_root).assign(dataset="SEN12MS-CR")
+    files = pd.concat([ms, cr], ignore_index=True)
+    files["slot"] = files["dataset"] + ":" + files["kind"]
+    wide = files.pivot_table(index=KEY, columns="slot", values="path", aggfunc="first")
+    in_ms = files[files.dataset == "SEN12MS"].groupby(KEY).size().reindex(wide.index, fill_value=0) > 0
+    in_cr = files[files.dataset == "SEN12MS-CR"].groupby(KEY).size().reindex(wide.index, fill_value=0) > 0
+
+    listing = pd.DataFrame(index=wide.index)
+    for column, (dataset, kind) in REQUIRED_FILES.items():
+        slot = f"{dataset}:{kind}"
+        listing[column] = wide[slot] if slot in wide.columns else np.nan
+
+    reasons = []
+    for key, row in listing.iterrows():
+        if not in_cr[key]:
+            reasons.append("only in SEN12MS (no SEN12MS-CR files for this patch)")
+        elif not in_ms[key]:
+            reasons.append("only in SEN12MS-CR (no SEN12MS files for this patch)")
+        else:
+            missing = [f"{REQUIRED_FILES[c][0]} {REQUIRED_FILES[c][1]}" for c in REQUIRED_FILES if pd.isna(row[c])]
+            reasons.append(f"missing file: {', '.join(missing)}" if missing else "")
+    reasons = pd.Series(reasons, index=listing.index)
+    usable = reasons == ""
+    excluded = reasons[~usable].rename("reason").reset_index()
+    listing = listing[usable].reset_index().sort_values(KEY, ignore_index=True)
+    listing["scene"] = listing["scene"].astype(int)
+    listing["patch"] = listing["patch"].astype(int)
+    log.info("listing: %d triplets in both trees, %d patches excluded", len(listing), len(excluded))
+    return listing, excluded[EXCLUDED_COLUMNS].sort_values(KEY, ignore_index=True)
+
+
+def labels_from_pickle(scan: pd.DataFrame, pkl_path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Replace lc-derived IGBP fractions by the official pickle's; rows whose S2 file name it lacks are excluded."""
+    table = load_probability_labels(pkl_path)
+    names = [patch_filename("s2", s, c, p) for s, c, p in zip(scan.season, scan.scene, scan.patch)]
+    present = np.array([n in table for n in names], dtype=bool)
+    scan = scan.copy()
+    if present.any():
+        scan.loc[present, IGBP_COLUMNS] = np.stack([table[n] for n, ok in zip(names, present) if ok])
+    missing = scan.loc[~present, KEY].assign(reason=f"no entry in label file {Path(pkl_path).name} (keyed by S2 "
+                                                    "file name)")
+    return scan[present], missing
+
+
+def build_index(
+    listing: pd.DataFrame,
+    listing_excluded: pd.DataFrame,
+    scans: list[pd.DataFrame],
+    clouds: list[pd.DataFrame],
+    *,
+    val_fraction: float,
+    seed: int,
+    label_threshold: float,
+    labels_pkl: str | Path | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Join listing, per-scene scans and cloud fractions into ``(index, excluded)``.
+
+    scans: per-scene tables from ``shards.scan_scene`` (KEY, row, ok, reason, x0, y0, crs, IGBP_COLUMNS);
+    clouds: per-scene tables from ``clouds`` (KEY, cloud_fraction). The split is drawn over usable patches only.
+    """
+    scan = pd.concat(scans, ignore_index=True) if scans else pd.DataFrame(columns=[*KEY, "ok", "reason"])
+    cloud = pd.concat(clouds, ignore_index=True) if clouds else pd.DataFrame(columns=[*KEY, "cloud_fraction"])
+    excluded = [listing_excluded]
+
+    scan_keys = scan.set_index(KEY).index
+    unscanned = listing.set_index(KEY).index.difference(scan_keys)
+    if len(unscanned):
+        excluded.append(pd.DataFrame(list(unscanned), columns=KEY).assign(reason="not scanned (scene job missing)"))
+
+    bad = scan[~scan["ok"].astype(bool)]
+    excluded.append(bad[KEY].assign(reason=bad["reason"]))
+    good = scan[scan["ok"].astype(bool)].drop(columns=["ok", "reason"])
+
+    if labels_pkl is not None:
+        good, no_label = labels_from_pickle(good, labels_pkl)
+        excluded.append(no_label)
+
+    index = listing.merge(good, on=KEY, how="inner").merge(cloud[[*KEY, "cloud_fraction"]], on=KEY, how="left")
+    no_mask = index["cloud_fraction"].isna()
+    if no_mask.any():
+        excluded.append(index.loc[no_mask, KEY].assign(reason="no cloud mask computed"))
+        index = index[~no_mask]
+
+    targets = multi_hot(index[IGBP_COLUMNS].to_numpy(), label_threshold)
+    for j, column in enumerate(TARGET_COLUMNS):
+        index[column] = targets[:, j]
+    index["split"] = assign_split(index[KEY], val_fraction, seed)
+    index = index.sort_values(KEY, ignore_index=True)
+    front = [*KEY, "split", "s1", "s2", "s2_cloudy", "lc", "cloud_fraction", *TARGET_COLUMNS]
+    index = index[front + [c for c in index.columns if c not in front]]
+    excluded_df = pd.concat(excluded, ignore_index=True)[EXCLUDED_COLUMNS].sort_values(KEY, ignore_index=True)
+    return index, excluded_df
+
+
+def summarize(index: pd.DataFrame, excluded: pd.DataFrame, source: str) -> dict:
+    """Per split n and cloud coverage mean/std (fractions), with the paper's coverage beside ours."""
+    out: dict = {"source": source, "n_excluded": int(len(excluded)), "splits": {}}
+    for split in ("train", "val", "test"):
+        cf = index.loc[index["split"] == split, "cloud_fraction"].to_numpy(dtype=np.float64)
+        out["splits"][split] = {
+            "n": int(cf.size),
+            "cloud_mean": float(cf.mean()) if cf.size else None,
+            "cloud_std": float(cf.std()) if cf.size else None,
+        }
+    out["paper"] = {
+        "n_trainval": PAPER_N_TRAINVAL,
+        "n_test": PAPER_N_TEST,
+        "cloud_mean_std": {k: list(v) for k, v in PAPER_CLOUD_COVERAGE.items()},
+    }
+    return out

@@ -1,0 +1,87 @@
+"""What each workflow job does, as plain functions of paths and config sections.
+
+The Snakemake scripts unpack ``snakemake.*`` and call these; the torchrun entry point
+(``workflow/scripts/train_ddp.py``) calls :func:`train_job` with the same spec, so single- and multi-GPU jobs
+run one code path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hcrlc.atomic import atomic_output
+from hcrlc.data.dataset import TripletDataset, load_index
+from hcrlc.evaluation import choose_fig3_examples, evaluate
+from hcrlc.models import RECON
+from hcrlc.training import launch_command, load_model, resolve_device, train_model
+
+log = logging.getLogger(__name__)
+
+
+def split_dataset(index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path, split: str,
+                  max_rows: int | None = None) -> TripletDataset:
+    """The TripletDataset of one split of ``index.parquet``."""
+    frame = load_index(index_path, split)
+    if max_rows is not None:
+        frame = frame.iloc[:max_rows]
+    return TripletDataset(frame, shards_dir, masks_dir)
+
+
+def train_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """Train ``spec['model']`` on the index's train split, select on its val split (see train_model)."""
+    train_ds = split_dataset(spec["index"], spec["shards_dir"], spec["masks_dir"], "train")
+    val_ds = split_dataset(spec["index"], spec["shards_dir"], spec["masks_dir"], "val")
+    log.info("%s: %d train / %d val samples", spec["run"], len(train_ds), len(val_ds))
+    return train_model(spec["model"], train_ds, val_ds, spec["out_dir"], model_cfg=spec["model_cfg"],
+                       train_cfg=spec["train_cfg"], hcr_checkpoint=spec.get("hcr_checkpoint"))
+
+
+def launch_train_job(spec: dict[str, Any], ddp_entry: str | Path, log_path: str | Path | None) -> None:
+    """Run :func:`train_job` here, or under torchrun on ``training.gpus`` local GPUs when that is > 1."""
+    gpus = int(spec["train_cfg"].get("gpus", 1))
+    if gpus <= 1 or resolve_device(spec["train_cfg"].get("device", "auto")).type != "cuda":
+        train_job(spec)
+        return
+    spec_path = Path(spec["out_dir"]) / "resume" / "job.json"
+    with atomic_output(spec_path) as tmp:
+        tmp.write_text(json.dumps(spec))
+    cmd = launch_command(gpus, ddp_entry, [str(spec_path)])
+    log.info("launching DDP on %d GPUs: %s", gpus, " ".join(cmd))
+    with open(log_path or "/dev/null", "a") as out:
+        subprocess.run(cmd, check=True, stdout=out, stderr=out)
+
+
+def evaluate_job(checkpoint: str | Path, index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path,
+                 out_dir: str | Path, *, run: str, batch_size: int, n_examples: int, device: str = "auto",
+                 examples_seed: int = 0) -> dict:
+    """Evaluate a trained checkpoint on the test split; keep Fig. 3 reconstructions when the model makes them.
+
+    Always writes ``examples.npz`` (so the rule's outputs are fixed): the chosen rows, plus reconstructions for
+    models with a reconstruction head.
+    """
+    test_ds = split_dataset(index_path, shards_dir, masks_dir, "test")
+    device = resolve_device(device)
+    model = load_model(checkpoint, device=device)
+    rows = choose_fig3_examples(test_ds.frame["cloud_fraction"].to_numpy(), min(n_examples, len(test_ds)),
+                                examples_seed)
+    reconstructs = RECON in getattr(model, "heads", ())
+    metrics = evaluate(model, test_ds, out_dir, batch_size=batch_size, model_name=run, device=device,
+                       example_rows=rows if reconstructs else None)
+    if not reconstructs:
+        with atomic_output(Path(out_dir) / "examples.npz") as tmp:
+            np.savez(tmp, rows=rows, model_name=np.array(run))
+    return metrics
+
+
+def run_ddp_entry(argv: list[str]) -> None:
+    """torchrun entry: ``train_ddp.py SPEC.json``."""
+    spec = json.loads(Path(argv[1]).read_text())
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+    train_job(spec)

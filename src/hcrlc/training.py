@@ -1,0 +1,793 @@
+"""Train one of the paper's five networks: one loop, read top to bottom in :func:`train_model`.
+
+What is trained and how (paper §3, authors' code [A]):
+
+=====================  ============================================  ==================================
+model                  loss                                          best epoch chosen by
+=====================  ============================================  ==================================
+``lc_net``             BCE                                           validation micro-F1
+``hcr_net``            CARL (cloudy = ``x[:, :13]``)                 validation PSNR
+``hcr_lc_equal``       BCE + CARL, 1:1                               validation micro-F1
+``hcr_lc_uncertain``   uncertainty weighting (learned log-variances)  validation micro-F1
+``hcr_c_net``          BCE on the C-Net logits (HCR-Net frozen)      validation micro-F1
+=====================  ============================================  ==================================
+
+Adam (``lr``, ``weight_decay``) over the trainable parameters plus, for ``hcr_lc_uncertain``, the two
+log-variances (they are not model parameters, Table 1 does not count them).
+
+**Files.** ``out_dir/best.pt`` and ``out_dir/metrics.csv`` are written once, atomically, at the very end:
+Snakemake treats declared outputs that exist after a killed job as incomplete, so they must not appear early.
+Everything a run needs to continue lives in ``out_dir/resume/state.pt`` (model, optimiser, loss weighting,
+completed epoch, best metric and best weights, metric rows), rewritten atomically after every epoch and
+removed after success. ``best.pt`` holds only tensors and plain Python values and loads with
+``torch.load(weights_only=True)``; read it with :func:`load_checkpoint` / :func:`load_model`, which check that
+it belongs to the expected model.
+
+**Exact resume.** Nothing random depends on how many epochs ran in this process: the model is initialised from
+``seed``; epoch ``e`` shuffles with a generator seeded by ``(seed, e)`` and re-seeds torch, numpy and Python's
+``random`` (dropout) from ``(seed, e, rank)`` before its first step. The RNG state at the start of every epoch
+is thus a function of the config alone, so a run resumed after epoch ``k`` replays epochs ``k+1…`` exactly;
+with ``deterministic: true`` on CPU its ``best.pt`` equals an uninterrupted run's bit for bit (tested).
+Re-seeding per epoch replaces saving RNG states: it needs no per-rank state under DDP and no DataLoader state.
+
+**Several GPUs (DDP).** Launched by ``torchrun`` (``WORLD_SIZE`` > 1, see :func:`launch_command`), every rank
+walks the same per-epoch permutation, takes every ``world_size``-th sample of each global batch of
+``batch_size`` samples and scales its mean loss by ``n_local · world_size / n_global``, so that DDP's gradient
+average equals the single-process gradient of the mean over the global batch. BatchNorm layers become
+``SyncBatchNorm`` on CUDA, so batch statistics are also those of the global batch. ``SyncBatchNorm`` does not
+run on CPU: gloo (CPU) DDP normalises each rank's share on its own and matches single-process training only
+for networks whose trained part has no BatchNorm (``hcr_c_net``, whose HCR-Net is frozen in eval mode; with
+dropout 0, as ranks draw different dropout masks). Rank 0 validates on the whole validation set and alone
+writes files; the others wait at a barrier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import logging
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from sklearn.metrics import f1_score
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from hcrlc.atomic import atomic_output
+from hcrlc.errors import CheckpointError, ConfigError, TrainingError
+from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
+from hcrlc.models import LOGITS, RECON, build_model, resolve_model_config
+from hcrlc.paper import (
+    BATCH_SIZE,
+    EPOCHS,
+    LEARNING_RATE,
+    MODEL_NAMES,
+    PREDICTION_THRESHOLD,
+    S2_BANDS,
+    WEIGHT_DECAY,
+)
+
+__all__ = [
+    "BEST_FORMAT",
+    "TRAINING_DEFAULTS",
+    "DistributedContext",
+    "EpochBatchSampler",
+    "TrainingObjective",
+    "distributed_context",
+    "launch_command",
+    "load_checkpoint",
+    "load_model",
+    "psnr_per_image",
+    "resolve_device",
+    "resolve_training_config",
+    "train_model",
+]
+
+log = logging.getLogger(__name__)
+
+#: Defaults of the config's ``training`` section (the schema repeats them; a test keeps both equal) [P].
+TRAINING_DEFAULTS: dict[str, Any] = {
+    "epochs": EPOCHS,
+    "batch_size": BATCH_SIZE,
+    "lr": LEARNING_RATE,
+    "weight_decay": WEIGHT_DECAY,
+    "seed": 0,
+    "device": "auto",
+    "deterministic": False,
+    "num_workers": 4,
+    "compile": False,
+    "amp": True,
+    "max_train_samples": None,
+    "gpus": 1,
+}
+#: ``training`` keys that say how the work is spread, not what is computed: a run may resume with them
+#: changed.
+EXECUTION_KEYS = ("num_workers", "gpus")
+
+BEST_FORMAT = "hcrlc.best/1"
+RESUME_FORMAT = "hcrlc.resume/1"
+METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_f1", "val_psnr", "seconds", "lr")
+LOG_VAR_COLUMNS = ("log_var_cls", "log_var_carl")
+
+# domain tags keep the shuffling and dropout seed streams apart
+_SHUFFLE, _DROPOUT = 1, 2
+
+
+# --- configuration ------------------------------------------------------------------------------------------
+
+
+def resolve_training_config(train_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``train_cfg`` with missing keys filled from :data:`TRAINING_DEFAULTS`.
+
+    Unknown keys raise :class:`ConfigError`.
+    """
+    train_cfg = dict(train_cfg or {})
+    unknown = sorted(set(train_cfg) - set(TRAINING_DEFAULTS))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in config `training`: {unknown}; allowed: {sorted(TRAINING_DEFAULTS)}"
+        )
+    return {**TRAINING_DEFAULTS, **train_cfg}
+
+
+def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
+    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available, else CPU, logged) → this rank's device.
+
+    Raises :class:`TrainingError` for ``"cuda"`` on a machine without a usable CUDA device.
+    """
+    if requested not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"training.device must be auto, cpu or cuda, got {requested!r}")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(
+            "training.device is 'cuda' but torch sees no CUDA device "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Fix: run on a GPU node, install "
+            "a CUDA build of torch, or set training.device to 'auto' or 'cpu'"
+        )
+    if requested == "auto" and not torch.cuda.is_available():
+        log.info("training.device is 'auto' and no CUDA device is available: training on CPU")
+    if requested == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+# --- several processes --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistributedContext:
+    """Where this process stands in a ``torchrun`` job (rank 0 of 1 when not launched by torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def distributed_context() -> DistributedContext:
+    """Read ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` as set by ``torchrun``."""
+    return DistributedContext(
+        rank=int(os.environ.get("RANK", "0")),
+        world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
+
+
+def launch_command(n_procs: int, script: str | Path, args: Sequence[str] = ()) -> list[str]:
+    """The command that runs ``script args`` on ``n_procs`` local GPUs: torchrun for > 1, else plain Python.
+
+    A Snakemake rule that asks for ``gpus > 1`` runs, e.g. in its ``shell:``,
+    ``launch_command(gpus, "workflow/scripts/train_cli.py", ["--model", "lc_net", ...])`` joined with spaces;
+    the script calls :func:`train_model`, which reads the ranks from the environment torchrun sets.
+    ``--standalone`` picks a free local rendezvous port, so several such jobs can share a node.
+    """
+    if n_procs < 1:
+        raise ConfigError(f"training.gpus must be >= 1 to launch training, got {n_procs}")
+    if n_procs == 1:
+        return [sys.executable, str(script), *map(str, args)]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1",
+            "--nproc_per_node", str(n_procs), str(script), *map(str, args)]
+
+
+@contextlib.contextmanager
+def _process_group(ctx: DistributedContext, device: torch.device) -> Iterator[None]:
+    """Join the torchrun process group for the duration of training (nccl on CUDA, gloo on CPU)."""
+    if not ctx.distributed or dist.is_initialized():
+        yield
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+# --- what one step sees -------------------------------------------------------------------------------------
+
+
+def _derived_seed(*keys: int) -> int:
+    """A 63-bit seed that depends on all of ``keys`` (seed, stream tag, epoch, rank)."""
+    words = np.random.SeedSequence([int(k) for k in keys]).generate_state(2, np.uint32)
+    return int(words.view(np.uint64)[0] >> np.uint64(1))
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class EpochBatchSampler(Sampler[list[int]]):
+    """Index batches of one epoch: a permutation seeded by ``(seed, epoch)``, cut into global batches.
+
+    ``max_samples`` keeps the first ``max_samples`` indices of each epoch's permutation (a seeded random
+    subset). Under DDP every rank draws the same permutation and yields every ``world_size``-th index of each
+    global batch of ``batch_size`` (which must be divisible by ``world_size``); the union over ranks of step
+    ``i`` is the single-process batch ``i``. A last global batch with fewer samples than ranks is dropped
+    (logged), so no rank gets an empty batch. Call :meth:`set_epoch` before iterating, as for
+    ``DistributedSampler``.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        *,
+        seed: int,
+        max_samples: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if n < 1:
+            raise ConfigError("the training set is empty; check the split in index.parquet")
+        if batch_size % world_size:
+            raise ConfigError(
+                f"training.batch_size {batch_size} is not divisible by the {world_size} DDP processes; "
+                f"use a multiple of {world_size}"
+            )
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        n_epoch = min(n, max_samples or n)
+        tail = n_epoch % batch_size
+        if world_size > 1 and 0 < tail < world_size:
+            log.warning("dropping the last %d sample(s) of every epoch: fewer than the %d DDP processes",
+                        tail, world_size)
+            n_epoch -= tail
+        self.n_epoch = n_epoch
+        self.epoch = 1
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def epoch_indices(self) -> torch.Tensor:
+        """The indices of this epoch, in order, before sharding: ``(n_epoch,)`` int64."""
+        generator = torch.Generator().manual_seed(_derived_seed(self.seed, _SHUFFLE, self.epoch))
+        return torch.randperm(self.n, generator=generator)[: self.n_epoch]
+
+    def global_batch_size(self, step: int) -> int:
+        """Samples in global batch ``step`` (0-based), over all ranks."""
+        return min(self.batch_size, self.n_epoch - step * self.batch_size)
+
+    def __len__(self) -> int:
+        return math.ceil(self.n_epoch / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        indices = self.epoch_indices()
+        for start in range(0, self.n_epoch, self.batch_size):
+            yield indices[start : start + self.batch_size][self.rank :: self.world_size].tolist()
+
+
+class TrainingObjective(nn.Module):
+    """A network plus its training loss, so DDP (and ``torch.compile``) see one module.
+
+    ``forward(x, s2, mask, y)`` takes a batch — ``x`` ``(N, 15, H, W)`` (13 cloudy S2 bands in [0, 1], 2 S1),
+    ``s2`` ``(N, 13, H, W)`` clear target in [0, 1], ``mask`` ``(N, 1, H, W)`` in {0, 1}, ``y`` ``(N, 10)``
+    multi-hot — and returns ``(loss, outputs)``: the scalar float32 loss of model ``name`` (table in the
+    module docstring) and the network's output dict. The uncertainty weighting's log-variances are parameters
+    of this module, not of ``model``, so DDP averages their gradients too.
+    """
+
+    def __init__(self, name: str, model: nn.Module, weighting: nn.Module | None) -> None:
+        super().__init__()
+        self.name = name
+        self.model = model
+        self.weighting = weighting
+
+    def forward(
+        self, x: torch.Tensor, s2: torch.Tensor, mask: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        out = self.model(x)
+        if self.name == "hcr_net":
+            return carl_loss(out[RECON], s2, x[:, :S2_BANDS], mask), out
+        l_cls = bce_loss(out[LOGITS], y)
+        if self.weighting is None:  # lc_net, hcr_c_net
+            return l_cls, out
+        return self.weighting(l_cls, carl_loss(out[RECON], s2, x[:, :S2_BANDS], mask)), out
+
+
+# --- checkpoints --------------------------------------------------------------------------------------------
+
+
+def load_checkpoint(path: str | Path, expected_name: str | None = None) -> dict[str, Any]:
+    """Read a ``best.pt`` written by :func:`train_model` (``weights_only``; tensors on CPU).
+
+    Raises :class:`CheckpointError` when the file is unreadable, is not such a checkpoint, or holds another
+    model than ``expected_name``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint missing. Fix: train the model first (snakemake train)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({err}). Fix: delete it and retrain the model"
+        ) from err
+    if not isinstance(ckpt, dict) or ckpt.get("format") != BEST_FORMAT:
+        raise CheckpointError(
+            f"{path}: not a best.pt of hcrlc.training (format {BEST_FORMAT!r} expected). Fix: pass the "
+            "best.pt that train_model wrote, or retrain"
+        )
+    if expected_name is not None and ckpt["model_name"] != expected_name:
+        raise CheckpointError(
+            f"{path} holds model {ckpt['model_name']!r}, not {expected_name!r}. Fix: pass the best.pt of "
+            f"{expected_name} (results/models/{expected_name}/best.pt)"
+        )
+    return ckpt
+
+
+def load_model(
+    path: str | Path,
+    model_cfg: Mapping[str, Any] | None = None,
+    *,
+    expected_name: str | None = None,
+    device: str | torch.device = "cpu",
+) -> nn.Module:
+    """The network stored in ``best.pt``, with its best-validation weights, in eval mode on ``device``.
+
+    When ``model_cfg`` is given it must equal (after filling defaults) the config the checkpoint was trained
+    with; otherwise :class:`CheckpointError` names the differing keys. ``expected_name`` is checked as in
+    :func:`load_checkpoint`.
+    """
+    ckpt = load_checkpoint(path, expected_name)
+    if model_cfg is not None:
+        diff = _differences(ckpt["model_cfg"], resolve_model_config(model_cfg))
+        if diff:
+            raise CheckpointError(
+                f"{path} was trained with another model config ({'; '.join(diff)}). Fix: retrain "
+                f"{ckpt['model_name']} with the current config, or evaluate with the one it was trained with"
+            )
+    model = _build(ckpt["model_name"], ckpt["model_cfg"], ckpt["patch_size"], ckpt["n_classes"])
+    try:
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(
+            f"{path}: weights do not fit {ckpt['model_name']} ({err}). Fix: retrain"
+        ) from err
+    return model.to(device).eval()
+
+
+def _build(name: str, model_cfg: Mapping[str, Any], patch_size: int, n_classes: int) -> nn.Module:
+    if name == "hcr_net":  # no classification head to size
+        return build_model(name, model_cfg, patch_size)
+    return build_model(name, model_cfg, patch_size, n_classes=n_classes)
+
+
+def _differences(
+    found: Mapping[str, Any], expected: Mapping[str, Any], ignore: Sequence[str] = ()
+) -> list[str]:
+    """``"key: found → expected"`` for every key whose values differ."""
+    keys = sorted((set(found) | set(expected)) - set(ignore))
+    return [f"{k}: {found.get(k)!r} → {expected.get(k)!r}" for k in keys if found.get(k) != expected.get(k)]
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 24), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_resume_identity(state: Mapping[str, Any], identity: Mapping[str, Any], path: Path) -> None:
+    found = state.get("identity") if state.get("format") == RESUME_FORMAT else None
+    if found is None:
+        raise CheckpointError(
+            f"{path} is not a resume state of hcrlc.training. Fix: delete the folder {path.parent} to start "
+            "over"
+        )
+    diff = _differences(found, identity, ignore=("train_cfg", "model_cfg"))
+    diff += [f"model.{d}" for d in _differences(found["model_cfg"], identity["model_cfg"])]
+    diff += [f"training.{d}" for d in
+             _differences(found["train_cfg"], identity["train_cfg"], ignore=EXECUTION_KEYS)]
+    if diff:
+        raise CheckpointError(
+            f"{path} belongs to model {found['model_name']!r} with another config or data than this run of "
+            f"{identity['model_name']!r} (found → now: {'; '.join(diff)}). Fix: delete the folder "
+            f"{path.parent} to start over, or restore the config it was trained with to continue it"
+        )
+
+
+# --- validation ---------------------------------------------------------------------------------------------
+
+
+def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB of each image, data range 1: ``(N, C, H, W)`` pair on the [0, 1] scale → ``(N,)`` float64.
+
+    ``20·log10(1 / RMSE)`` over all bands and pixels of an image, as scikit-image's
+    ``peak_signal_noise_ratio(target, pred, data_range=1)``; the prediction is not clipped.
+    """
+    mse = (pred.double() - target.double()).square().mean(dim=tuple(range(1, pred.ndim)))
+    return 10.0 * torch.log10(1.0 / mse)
+
+
+@torch.no_grad()
+def _validate(
+    objective: TrainingObjective,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    autocast: contextlib.AbstractContextManager,
+    channels_last: bool,
+    want_f1: bool,
+    want_psnr: bool,
+) -> dict[str, float | None]:
+    """Mean loss, micro-F1 (sigmoid ≥ 0.5) and mean per-image PSNR of ``objective`` on ``loader``."""
+    objective.eval()
+    loss_sum, n = 0.0, 0
+    logits, targets, psnr = [], [], []
+    for batch in loader:
+        x, s2, mask, y = _to_device(batch, device, channels_last)
+        with autocast:
+            loss, out = objective(x, s2, mask, y)
+        loss_sum += loss.item() * len(x)
+        n += len(x)
+        if want_f1:
+            logits.append(out[LOGITS].float().cpu())
+            targets.append(y.cpu())
+        if want_psnr:
+            psnr.append(psnr_per_image(out[RECON].float(), s2).cpu())
+    f1 = None
+    if want_f1:
+        predicted = (torch.sigmoid(torch.cat(logits)) >= PREDICTION_THRESHOLD).numpy()
+        f1 = float(f1_score(torch.cat(targets).numpy() >= 0.5, predicted, average="micro", zero_division=0))
+    mean_psnr = float(torch.cat(psnr).mean()) if want_psnr else None
+    return {"val_loss": loss_sum / n, "val_f1": f1, "val_psnr": mean_psnr}
+
+
+def _to_device(
+    batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool
+) -> list[torch.Tensor]:
+    """``x``, ``s2``, ``mask``, ``y`` of a batch on ``device``."""
+    x = batch["x"].to(device, non_blocking=True)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return [x] + [batch[k].to(device, non_blocking=True) for k in ("s2", "mask", "y")]
+
+
+# --- output files -------------------------------------------------------------------------------------------
+
+
+def _write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: Path, columns: Sequence[str]) -> None:
+    with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
+
+
+def _save(obj: Mapping[str, Any], path: Path) -> None:
+    with atomic_output(path) as tmp:
+        torch.save(dict(obj), tmp)
+
+
+def _tensorboard_writer(log_dir: Path) -> Any:
+    """A TensorBoard ``SummaryWriter`` when the optional ``tensorboard`` package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(log_dir))
+
+
+def _cpu_copy(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+# --- the loop -----------------------------------------------------------------------------------------------
+
+
+def train_model(
+    name: str,
+    train_ds: Dataset,
+    val_ds: Dataset,
+    out_dir: str | Path,
+    *,
+    model_cfg: Mapping[str, Any] | None,
+    train_cfg: Mapping[str, Any] | None,
+    hcr_checkpoint: str | Path | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train model ``name``, pick its best epoch on ``val_ds``, write ``best.pt`` and ``metrics.csv``.
+
+    Args:
+        name: one of ``lc_net``, ``hcr_net``, ``hcr_lc_equal``, ``hcr_lc_uncertain``, ``hcr_c_net``.
+        train_ds, val_ds: datasets of :class:`~hcrlc.data.dataset.TripletDataset` items (dicts with ``x``
+            ``(15, H, W)``, ``s2`` ``(13, H, W)``, ``mask`` ``(1, H, W)``, ``y`` ``(10,)``), ``H == W``.
+        out_dir: receives ``best.pt`` and ``metrics.csv`` at the end; ``out_dir/resume/`` meanwhile.
+        model_cfg: the config's ``model`` section; train_cfg: its ``training`` section (merged per model).
+        hcr_checkpoint: for ``hcr_c_net`` only — the ``best.pt`` of the trained ``hcr_net``, frozen inside.
+        progress: draw tqdm progress bars on stderr.
+
+    Returns:
+        ``model_name``, ``metric`` (``val_f1`` or ``val_psnr``) and ``rank``; on rank 0 also ``best_epoch``,
+        ``best_value``, ``metrics`` (one dict per epoch) and ``best_path``, ``metrics_path``.
+
+    Raises:
+        ConfigError: unknown model or config key, wrong ``hcr_checkpoint`` use, unusable shapes.
+        CheckpointError: ``out_dir/resume/state.pt`` or ``hcr_checkpoint`` belongs to another model or config.
+        TrainingError: ``device: cuda`` without CUDA; a non-finite loss (the last epoch's resume state is
+            kept).
+    """
+    # --- configuration and data shapes
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
+    if (name == "hcr_c_net") != (hcr_checkpoint is not None):
+        raise ConfigError(
+            "hcr_checkpoint is the trained hcr_net's best.pt: required for hcr_c_net and only for it "
+            f"(model {name!r}, hcr_checkpoint={hcr_checkpoint!r})"
+        )
+    model_cfg = resolve_model_config(model_cfg)
+    cfg = resolve_training_config(train_cfg)
+    if len(val_ds) == 0:
+        raise ConfigError("the validation set is empty; set split.val_fraction so that val gets samples")
+    sample = train_ds[0]
+    height, width = sample["x"].shape[-2:]
+    if height != width:
+        raise ConfigError(f"training needs square patches, got {height}x{width} px")
+    patch_size, n_classes = int(height), int(sample["y"].shape[0])
+    out_dir = Path(out_dir)
+    resume_dir = out_dir / "resume"
+    state_path = resume_dir / "state.pt"
+
+    # --- device, processes, determinism
+    ctx = distributed_context()
+    device = resolve_device(cfg["device"], ctx.local_rank)
+    if ctx.world_size == 1 and cfg["gpus"] > 1:
+        log.warning("training.gpus is %d but this process was not started by torchrun: training on one "
+                    "device. Launch with hcrlc.training.launch_command to use several", cfg["gpus"])
+    cuda = device.type == "cuda"
+    amp = cuda and cfg["amp"]
+    if cfg["deterministic"] and cuda:
+        # cuBLAS reads this at its first call: reproducible matmuls need it set before then
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    deterministic_before = torch.are_deterministic_algorithms_enabled()
+    benchmark_before = torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(cfg["deterministic"])
+    torch.backends.cudnn.benchmark = cuda and not cfg["deterministic"]
+    try:
+        with _process_group(ctx, device):
+            return _train(name, train_ds, val_ds, out_dir, state_path, model_cfg, cfg, hcr_checkpoint,
+                          progress, ctx=ctx, device=device, amp=amp, patch_size=patch_size,
+                          n_classes=n_classes)
+    finally:
+        torch.use_deterministic_algorithms(deterministic_before)
+        torch.backends.cudnn.benchmark = benchmark_before
+
+
+def _train(
+    name: str,
+    train_ds: Dataset,
+    val_ds: Dataset,
+    out_dir: Path,
+    state_path: Path,
+    model_cfg: dict[str, Any],
+    cfg: dict[str, Any],
+    hcr_checkpoint: str | Path | None,
+    progress: bool,
+    *,
+    ctx: DistributedContext,
+    device: torch.device,
+    amp: bool,
+    patch_size: int,
+    n_classes: int,
+) -> dict[str, Any]:
+    """The body of :func:`train_model`, inside its device, process-group and determinism settings."""
+    seed = cfg["seed"]
+    resume_dir = state_path.parent
+
+    # --- model, loss, optimiser
+    _seed_everything(seed)
+    model = _build(name, model_cfg, patch_size, n_classes)
+    hcr_sha256 = None
+    if hcr_checkpoint is not None:
+        hcr = load_checkpoint(hcr_checkpoint, expected_name="hcr_net")
+        model.load_hcr_state(hcr["state_dict"])
+        hcr_sha256 = _file_sha256(Path(hcr_checkpoint))
+    weighting = make_weighting(name)
+    objective = TrainingObjective(name, model, weighting).to(device)
+    if amp:
+        objective = objective.to(memory_format=torch.channels_last)
+    if ctx.distributed and device.type == "cuda":
+        objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective)
+    optimizer = torch.optim.Adam(
+        [p for p in objective.parameters() if p.requires_grad], lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+    )
+    metric = "val_f1" if LOGITS in model.heads else "val_psnr"
+    want_psnr = RECON in model.heads and name != "hcr_c_net"  # hcr_c_net's reconstruction is frozen
+    columns = METRIC_COLUMNS + (LOG_VAR_COLUMNS if isinstance(weighting, UncertaintyWeighting) else ())
+
+    # --- resume
+    identity = {
+        "model_name": name,
+        "model_cfg": model_cfg,
+        "train_cfg": cfg,
+        "n_train": len(train_ds),
+        "n_val": len(val_ds),
+        "patch_size": patch_size,
+        "n_classes": n_classes,
+        "hcr_checkpoint_sha256": hcr_sha256,
+    }
+    start_epoch, rows = 1, []
+    best = {"epoch": 0, "value": -math.inf, "state_dict": None, "weighting": None}
+    if state_path.is_file():
+        try:
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises several types for truncated or foreign files
+            raise CheckpointError(
+                f"{state_path}: unreadable resume state ({err}). Fix: delete the folder {resume_dir} to "
+                "start over"
+            ) from err
+        _check_resume_identity(state, identity, state_path)
+        model.load_state_dict(state["model"])
+        if weighting is not None:
+            weighting.load_state_dict(state["weighting"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, rows, best = state["epoch"] + 1, list(state["metrics"]), dict(state["best"])
+        log.info("%s: resuming after epoch %d from %s", name, state["epoch"], state_path)
+    if ctx.is_main:
+        for stale in resume_dir.glob(".state.*"):  # temp file of a write that was killed
+            stale.unlink()
+
+    # --- execution wrappers and data loaders
+    runner: nn.Module = objective
+    if ctx.distributed:
+        device_ids = [device.index] if device.type == "cuda" else None
+        runner = nn.parallel.DistributedDataParallel(objective, device_ids=device_ids)
+    if cfg["compile"]:
+        runner = torch.compile(runner)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)
+    sampler = EpochBatchSampler(len(train_ds), cfg["batch_size"], seed=seed,
+                                max_samples=cfg["max_train_samples"], rank=ctx.rank,
+                                world_size=ctx.world_size)
+    loader_options = {
+        "num_workers": cfg["num_workers"],
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": cfg["num_workers"] > 0,
+        "generator": torch.Generator().manual_seed(seed),  # worker seeds must not draw from the global RNG
+    }
+    train_loader = DataLoader(train_ds, batch_sampler=sampler, **loader_options)
+    val_loader = DataLoader(val_ds, batch_size=cfg["batch_size"], shuffle=False, **loader_options)
+    writer = _tensorboard_writer(out_dir / "tensorboard") if ctx.is_main else None
+    log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, %s selects",
+             name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size, start_epoch,
+             cfg["epochs"], metric)
+
+    for epoch in range(start_epoch, cfg["epochs"] + 1):
+        # --- train one epoch
+        started = time.perf_counter()
+        _seed_everything(_derived_seed(seed, _DROPOUT, epoch, ctx.rank))
+        sampler.set_epoch(epoch)
+        objective.train()
+        loss_sum, n_seen = 0.0, 0
+        bar = tqdm(train_loader, desc=f"{name} epoch {epoch}/{cfg['epochs']}", leave=False,
+                   disable=not (progress and ctx.is_main),
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
+        for step, batch in enumerate(bar):
+            x, s2, mask, y = _to_device(batch, device, amp)
+            n_global = sampler.global_batch_size(step)
+            with autocast:
+                loss, _ = runner(x, s2, mask, y)
+            # DDP averages gradients over ranks: weight each rank's mean by its share of the global batch
+            loss = loss * (len(x) * ctx.world_size / n_global)
+            batch_loss = loss.detach().clone()
+            if ctx.distributed:
+                dist.all_reduce(batch_loss)
+                batch_loss /= ctx.world_size
+            value = batch_loss.item()
+            if not math.isfinite(value):
+                kept = (f"the resume state of epoch {epoch - 1} in {state_path} is intact" if epoch > 1
+                        else "no epoch had completed, so there is nothing to resume")
+                raise TrainingError(
+                    f"{name}: non-finite training loss ({value}) at epoch {epoch}, batch {step + 1} of "
+                    f"{len(sampler)}; {kept}. Fix: check the inputs for NaN/inf or lower training.lr, then "
+                    "rerun"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += value * n_global
+            n_seen += n_global
+            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+        bar.close()
+
+        # --- validate, remember the best epoch, save the resume state (rank 0)
+        if ctx.is_main:
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / n_seen}
+            row |= _validate(objective, val_loader, device, autocast=autocast, channels_last=amp,
+                             want_f1=metric == "val_f1", want_psnr=want_psnr)
+            row |= {"seconds": time.perf_counter() - started, "lr": optimizer.param_groups[0]["lr"]}
+            if isinstance(weighting, UncertaintyWeighting):
+                row |= {"log_var_cls": weighting.log_var_cls.item(),
+                        "log_var_carl": weighting.log_var_carl.item()}
+            rows.append(row)
+            if row[metric] > best["value"]:
+                best = {"epoch": epoch, "value": row[metric], "state_dict": _cpu_copy(model.state_dict()),
+                        "weighting": _cpu_copy(weighting.state_dict()) if weighting is not None else None}
+            _save({
+                "format": RESUME_FORMAT,
+                "identity": identity,
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "weighting": weighting.state_dict() if weighting is not None else None,
+                "optimizer": optimizer.state_dict(),
+                "best": best,
+                "metrics": rows,
+            }, state_path)
+            log.info("%s epoch %d/%d: %s", name, epoch, cfg["epochs"],
+                     ", ".join(f"{k} {v:.5g}" for k, v in row.items() if k != "epoch" and v is not None))
+            if writer is not None:
+                for key, value in row.items():
+                    if key != "epoch" and value is not None:
+                        writer.add_scalar(key, value, epoch)
+        if ctx.distributed:
+            dist.barrier()
+
+    # --- the job's outputs, written once at the end
+    summary: dict[str, Any] = {"model_name": name, "metric": metric, "rank": ctx.rank}
+    if ctx.is_main:
+        if writer is not None:
+            writer.close()
+        metrics_path, best_path = out_dir / "metrics.csv", out_dir / "best.pt"
+        _write_metrics_csv(rows, metrics_path, columns)
+        _save({
+            "format": BEST_FORMAT,
+            "model_name": name,
+            "model_cfg": model_cfg,
+            "train_cfg": cfg,
+            "patch_size": patch_size,
+            "n_classes": n_classes,
+            "epoch": best["epoch"],
+            "metric": metric,
+            "value": best["value"],
+            "state_dict": best["state_dict"],
+            "weighting": best["weighting"],
+        }, best_path)
+        shutil.rmtree(resume_dir, ignore_errors=True)
+        log.info("%s: best %s %.5g at epoch %d -> %s", name, metric, best["value"], best["epoch"], best_path)
+        summary |= {"best_epoch": best["epoch"], "best_value": best["value"], "metrics": rows,
+                    "best_path": best_path, "metrics_path": metrics_path}
+    if ctx.distributed:
+        dist.barrier()
+    return summary

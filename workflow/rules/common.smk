@@ -1,0 +1,103 @@
+from hcrlc.data.layout import list_scenes, scene_key
+
+
+wildcard_constraints:
+    scene=r"(spring|summer|fall|winter)_\d+",
+
+
+CONDA_ENV = "../../envs/hcrlc.yaml"
+SYNTHETIC = config["data"]["sen12ms"] is None and config["data"]["sen12mscr"] is None
+if (config["data"]["sen12ms"] is None) != (config["data"]["sen12mscr"] is None):
+    raise ValueError(
+        "config: set both data.sen12ms and data.sen12mscr to real trees, or neither (synthetic data); "
+        f"got sen12ms={config['data']['sen12ms']!r}, sen12mscr={config['data']['sen12mscr']!r}"
+    )
+SEN12MS = "results/synthetic/SEN12MS" if SYNTHETIC else config["data"]["sen12ms"]
+SEN12MSCR = "results/synthetic/SEN12MS-CR" if SYNTHETIC else config["data"]["sen12mscr"]
+DATA_SOURCE = "synthetic" if SYNTHETIC else "real"
+
+
+def get_scenes():
+    """Scene keys (season_scene) that fan out per-scene jobs: from config, or from folder names of the real tree."""
+    if SYNTHETIC:
+        return list(config["synthetic"]["scenes"])
+    return [scene_key(season, scene) for season, scene in list_scenes(SEN12MSCR)]
+
+
+SCENES = get_scenes()
+
+
+def get_tree_inputs(wildcards):
+    """The synthetic trees are outputs of a rule; real trees are used in place (read-only) and not tracked."""
+    return [SEN12MS, SEN12MSCR] if SYNTHETIC else []
+
+
+def resources_of(group):
+    """Memory, runtime and GPUs of one group of jobs (config `resources`), as keyword arguments."""
+    spec = config["resources"][group]
+    return {k: v for k, v in spec.items() if k != "threads"}
+
+
+def threads_of(group):
+    return config["resources"][group].get("threads", 1)
+
+
+# --- models and runs ---------------------------------------------------------------------------------------------
+import hashlib
+import json
+
+from hcrlc.paper import MODEL_NAMES
+
+SEEDS = list(config["seeds"])
+
+
+def run_name(model, seed):
+    """The first seed trains `results/models/{model}/`; further seeds `{model}_s{seed}`."""
+    return model if seed == SEEDS[0] else f"{model}_s{seed}"
+
+
+def run_parts(run):
+    """(model, seed) of a run name."""
+    model, _, seed = run.partition("_s")
+    if (
+        model not in MODEL_NAMES
+    ):  # model names themselves contain "_s"? none do, but fail loudly if one does
+        raise ValueError(f"cannot parse run name {run!r}")
+    return model, int(seed) if seed else SEEDS[0]
+
+
+RUNS = {model: [run_name(model, s) for s in SEEDS] for model in MODEL_NAMES}
+ALL_RUNS = [r for runs in RUNS.values() for r in runs]
+CLASSIFIERS = ["lc_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net"]
+RUN_PATTERN = "(" + "|".join(MODEL_NAMES) + r")(_s\d+)?"
+
+
+def training_config(run):
+    """`training` merged with the model's overrides in `models`; the run's seed from `seeds`."""
+    model, seed = run_parts(run)
+    return {**config["training"], **config["models"].get(model, {}), "seed": seed}
+
+
+def hcr_checkpoint(wildcards):
+    """hcr_c_net freezes the hcr_net of the same seed: a DAG edge from that checkpoint."""
+    model, seed = run_parts(wildcards.run)
+    return (
+        [f"results/models/{run_name('hcr_net', seed)}/best.pt"]
+        if model == "hcr_c_net"
+        else []
+    )
+
+
+PACKED = {
+    "index": "results/data/index.parquet",
+    "shards": expand(
+        "results/shards/{scene}/{f}",
+        scene=SCENES,
+        f=["s1.npy", "s2.npy", "s2_cloudy.npy"],
+    ),
+    "masks": expand("results/masks/{scene}/mask.npy", scene=SCENES),
+}
+
+CONFIG_HASH = hashlib.sha256(
+    json.dumps(config, sort_keys=True, default=str).encode()
+).hexdigest()[:12]

@@ -1,0 +1,90 @@
+rule synthetic_tree:
+    output:
+        sen12ms=directory("results/synthetic/SEN12MS"),
+        sen12mscr=directory("results/synthetic/SEN12MS-CR"),
+        truth=directory("results/synthetic/truth"),
+        patches="results/synthetic/patches.csv",
+    log:
+        "results/logs/synthetic_tree.log",
+    conda:
+        CONDA_ENV
+    resources:
+        **resources_of("light"),
+    params:
+        cfg=config["synthetic"],
+    script:
+        "../scripts/synthetic_tree.py"
+
+
+rule listing:
+    input:
+        get_tree_inputs,
+    output:
+        listing="results/data/listing.parquet",
+        excluded="results/data/listing_excluded.csv",
+    log:
+        "results/logs/listing.log",
+    conda:
+        CONDA_ENV
+    resources:
+        **resources_of("light"),
+    params:
+        sen12ms=SEN12MS,
+        sen12mscr=SEN12MSCR,
+    script:
+        "../scripts/listing.py"
+
+
+rule shards:
+    input:
+        "results/data/listing.parquet",
+    output:
+        multiext(
+            "results/shards/{scene}/",
+            "s1.npy",
+            "s2.npy",
+            "s2_cloudy.npy",
+            "table.parquet",
+        ),
+    log:
+        "results/logs/shards/{scene}.log",
+    conda:
+        CONDA_ENV
+    threads: threads_of("shards")
+    resources:
+        **resources_of("shards"),
+    script:
+        "../scripts/shards.py"
+
+
+rule index:
+    input:
+        listing="results/data/listing.parquet",
+        listing_excluded="results/data/listing_excluded.csv",
+        tables=expand("results/shards/{scene}/table.parquet", scene=SCENES),
+        clouds=expand("results/masks/{scene}/cloud.parquet", scene=SCENES),
+        labels=config["data"]["labels"] or [],
+    output:
+        index="results/data/index.parquet",
+        excluded="results/data/excluded.csv",
+        summary="results/data/summary.json",
+    log:
+        "results/logs/index.log",
+    conda:
+        CONDA_ENV
+    resources:
+        **resources_of("light"),
+    params:
+        split=config["split"],
+        label_threshold=config["labels"]["threshold"],
+        labels=config["data"]["labels"],
+        source=DATA_SOURCE,
+    script:
+        "../scripts/index.py"
+
+
+rule data:
+    input:
+        "results/data/index.parquet",
+        "results/data/excluded.csv",
+        "results/data/summary.json",

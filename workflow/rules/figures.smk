@@ -1,0 +1,72 @@
+rule table2:
+    input:
+        metrics=expand("results/eval/{run}/metrics.json", run=ALL_RUNS),
+    output:
+        csv=report(
+            "results/tables/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
+        md="results/tables/table2.md",
+    log:
+        "results/logs/table2.log",
+    conda:
+        CONDA_ENV
+    params:
+        runs=RUNS,
+        source=DATA_SOURCE,
+        config_hash=CONFIG_HASH,
+    script:
+        "../scripts/table2.py"
+
+
+rule fig1:
+    input:
+        predictions=expand("results/eval/{model}/predictions.npz", model=CLASSIFIERS),
+    output:
+        png=report(
+            "results/figures/fig1.png",
+            caption="../report/fig1.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/fig1.pdf",
+        csv="results/figures/fig1.csv",
+    log:
+        "results/logs/fig1.log",
+    conda:
+        CONDA_ENV
+    params:
+        models=CLASSIFIERS,
+        bins=config["evaluate"]["fig1_bins"],
+        subgroups=config["evaluate"]["fig1_subgroups"],
+        source=DATA_SOURCE,
+    script:
+        "../scripts/fig1.py"
+
+
+rule fig3:
+    input:
+        **PACKED,
+        hcr_net="results/eval/hcr_net/examples.npz",
+        hcr_lc_uncertain="results/eval/hcr_lc_uncertain/examples.npz",
+    output:
+        png=report(
+            "results/figures/fig3.png",
+            caption="../report/fig3.rst",
+            category="Figures",
+        ),
+    log:
+        "results/logs/fig3.log",
+    conda:
+        CONDA_ENV
+    params:
+        source=DATA_SOURCE,
+    script:
+        "../scripts/fig3.py"
+
+
+rule figures:
+    input:
+        "results/tables/table2.csv",
+        "results/figures/fig1.png",
+        "results/figures/fig3.png",

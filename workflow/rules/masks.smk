@@ -1,0 +1,25 @@
+rule cloud_masks:
+    input:
+        s2_cloudy="results/shards/{scene}/s2_cloudy.npy",
+        table="results/shards/{scene}/table.parquet",
+    output:
+        mask="results/masks/{scene}/mask.npy",
+        cloud="results/masks/{scene}/cloud.parquet",
+    log:
+        "results/logs/masks/{scene}.log",
+    benchmark:
+        "results/benchmarks/masks/{scene}.tsv"
+    conda:
+        CONDA_ENV
+    threads: threads_of("masks")
+    resources:
+        **resources_of("masks"),
+    params:
+        masks=config["masks"],
+    script:
+        "../scripts/cloud_masks.py"
+
+
+rule masks:
+    input:
+        expand("results/masks/{scene}/mask.npy", scene=SCENES),

@@ -1,0 +1,23 @@
+import pandas as pd
+
+from hcrlc.atomic import atomic_output, write_json
+from hcrlc.data.index import build_index, summarize
+from hcrlc.logs import job_log
+
+with job_log(snakemake.log[0]):
+    p = snakemake.params
+    index, excluded = build_index(
+        pd.read_parquet(snakemake.input.listing),
+        pd.read_csv(snakemake.input.listing_excluded),
+        [pd.read_parquet(f) for f in snakemake.input.tables],
+        [pd.read_parquet(f) for f in snakemake.input.clouds],
+        val_fraction=p.split["val_fraction"],
+        seed=p.split["seed"],
+        label_threshold=p.label_threshold,
+        labels_pkl=p.labels,
+    )
+    with atomic_output(snakemake.output.index) as tmp:
+        index.to_parquet(tmp, index=False)
+    with atomic_output(snakemake.output.excluded) as tmp:
+        excluded.to_csv(tmp, index=False)
+    write_json(summarize(index, excluded, p.source), snakemake.output.summary)
