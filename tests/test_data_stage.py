@@ -28,7 +28,7 @@ def run_stage(ms: Path, cr: Path, work: Path, labels_pkl=None, val_fraction=0.25
     for (season, scene), rows in listing.groupby(["season", "scene"]):
         key = scene_key(season, scene)
         scans.append(scan_scene(rows, work / "shards" / key, progress=False))
-        clouds.append(compute_scene_masks(work / "shards" / key, work / "masks" / key, threshold=0.4,
+        clouds.append(compute_scene_masks(work / "shards" / key, work / "masks" / key, threshold=0.4, engine="fast",
                                           average_over=1, dilation_size=1, progress=False))
     index, excluded = build_index(listing, listing_excluded, scans, clouds, val_fraction=val_fraction, seed=0,
                                   label_threshold=0.1, labels_pkl=labels_pkl)
@@ -173,3 +173,18 @@ def test_summary_reports_per_split_coverage(tiny_tree, tmp_path):
     test = index[index.split == "test"].cloud_fraction
     assert s["splits"]["test"]["cloud_mean"] == pytest.approx(test.mean())
     assert s["splits"]["test"]["cloud_std"] == pytest.approx(test.std(ddof=0))
+
+
+def test_fast_scene_masks_equal_stock_per_patch(tiny_tree, tmp_path):
+    ms, cr, _ = tiny_tree
+    listing, _ = build_listing(ms, cr)
+    rows = listing[(listing.season == "spring") & (listing.scene == 1)]
+    shard = tmp_path / "shards" / "spring_1"
+    scan_scene(rows, shard, progress=False)
+    for params in ({"threshold": 0.4, "average_over": 1, "dilation_size": 1},
+                   {"threshold": 0.4, "average_over": 4, "dilation_size": 2}):
+        fast = compute_scene_masks(shard, tmp_path / "fast", engine="fast", band_rows=1, progress=False, **params)
+        stock = compute_scene_masks(shard, tmp_path / "stock", engine="stock", progress=False, **params)
+        np.testing.assert_array_equal(np.load(tmp_path / "fast" / "mask.npy"), np.load(tmp_path / "stock" / "mask.npy"))
+        np.testing.assert_array_equal(fast.cloud_fraction, stock.cloud_fraction)
+    assert 0 < fast.cloud_fraction.mean() < 1

@@ -12,4 +12,5 @@ with job_log(snakemake.log[0]):
         average_over=m["average_over"],
         dilation_size=m["dilation_size"],
         engine=m["engine"],
+        threads=snakemake.threads,
     )

@@ -16,10 +16,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
-from hcrlc.data.fast_cloud import cloud_masks
+from hcrlc.data.fast_cloud import cloud_masks, scene_cloud_masks
 from hcrlc.data.index import KEY
 from hcrlc.data.shards import open_shard
-from hcrlc.paper import PATCH_SIZE
+from hcrlc.paper import PATCH_SIZE, PATCH_STRIDE
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,24 @@ def unpack_masks(packed: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
     return np.unpackbits(packed, axis=-1, count=size * size).reshape(*packed.shape[:-1], size, size).astype(bool)
 
 
+def grid_positions(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Grid row and column (in strides of 128 px) of each patch from its upper-left corner (x0, y0, res).
+
+    Row 0 is the northernmost patch. Patches off the stride grid get positions that will not overlap any other
+    patch's pixels consistently; ``scene_cloud_masks`` then classifies them on their own (its fallback).
+    """
+    step = table["res"].to_numpy(dtype=np.float64) * PATCH_STRIDE
+    col = np.round((table["x0"].to_numpy(dtype=np.float64) - table["x0"].min()) / step).astype(np.int64)
+    row = np.round((table["y0"].max() - table["y0"].to_numpy(dtype=np.float64)) / step).astype(np.int64)
+    return row, col
+
+
+def _grid_row_bands(grid_rows: np.ndarray, band_rows: int) -> list[np.ndarray]:
+    """Indices grouped into bands of ``band_rows`` consecutive grid rows (bounds the mosaic's memory)."""
+    return [np.flatnonzero((grid_rows >= r) & (grid_rows < r + band_rows))
+            for r in range(int(grid_rows.min()), int(grid_rows.max()) + 1, band_rows)] if grid_rows.size else []
+
+
 def compute_scene_masks(
     shard_dir: str | Path,
     out_dir: str | Path,
@@ -43,27 +61,49 @@ def compute_scene_masks(
     threshold: float,
     average_over: int,
     dilation_size: int,
-    engine: str = "stock",
-    batch: int = 16,
+    engine: str = "fast",
+    band_rows: int = 8,
+    threads: int = 1,
     progress: bool = True,
 ) -> pd.DataFrame:
-    """Masks for every usable patch of a scene shard; rows that failed the scan get an empty mask and NaN coverage."""
+    """Masks for every usable patch of a scene shard; rows that failed the scan get an empty mask and NaN coverage.
+
+    engine "fast": patches of a scene overlap by half, so each ground pixel is classified once per band of
+    ``band_rows`` grid rows (``scene_cloud_masks``), then averaged/thresholded/dilated per patch — identical to
+    per-patch s2cloudless. engine "stock": s2cloudless itself, patch by patch (the reference).
+    """
     shard_dir, out_dir = Path(shard_dir), Path(out_dir)
     table = pd.read_parquet(shard_dir / "table.parquet")
     cloudy = open_shard(shard_dir, "s2_cloudy")
     n = len(table)
-    ok_rows = table.loc[table["ok"].astype(bool), "row"].to_numpy(dtype=np.int64)
+    ok = table[table["ok"].astype(bool)]
+    ok_rows = ok["row"].to_numpy(dtype=np.int64)
     packed = np.zeros((n, PACKED_BYTES), dtype=np.uint8)
     fraction = np.full(n, np.nan)
+    params = {"threshold": threshold, "average_over": average_over, "dilation_size": dilation_size}
+    if engine == "fast" and len(ok):
+        grid_row, grid_col = grid_positions(ok)
+        groups = _grid_row_bands(grid_row, band_rows)
+    else:
+        groups = [np.arange(a, min(a + 16, len(ok_rows))) for a in range(0, len(ok_rows), 16)]
     bar = tqdm(total=len(ok_rows), desc=f"masks ({engine})", unit="patch", disable=not progress, mininterval=2)
-    for start in range(0, len(ok_rows), batch):
-        rows = ok_rows[start : start + batch]
-        _, masks = cloud_masks(np.asarray(cloudy[rows]), threshold=threshold, average_over=average_over,
-                               dilation_size=dilation_size, engine=engine)
+    fallbacks = 0
+    for group in groups:
+        rows = ok_rows[group]
+        dn = np.asarray(cloudy[rows])
+        if engine == "fast":
+            _, masks, info = scene_cloud_masks(dn, grid_row[group], grid_col[group], stride=PATCH_STRIDE,
+                                               **params, threads=threads)
+            fallbacks += info["fallback"]
+        else:
+            _, masks = cloud_masks(dn, **params, engine=engine, threads=threads)
         packed[rows] = pack_masks(masks)
         fraction[rows] = masks.reshape(len(rows), -1).mean(axis=1)
         bar.update(len(rows))
     bar.close()
+    if fallbacks:
+        log.warning("%s: %d patches disagreed with their neighbours' overlap and were classified on their own",
+                    shard_dir.name, fallbacks)
     out = table[[*KEY, "row"]].assign(cloud_fraction=fraction)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(out_dir / "mask.npy") as tmp:
