@@ -697,7 +697,7 @@ def _train(
     for epoch in range(start_epoch, cfg["epochs"] + 1):
         # --- train one epoch
         started = time.perf_counter()
-        pass
+        _seed_everything(_derived_seed(seed, _DROPOUT, epoch, ctx.rank))
         sampler.set_epoch(epoch)
         objective.train()
         loss_sum, n_seen = 0.0, 0
