@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import shutil
 import subprocess
 import sys
@@ -31,7 +34,7 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("smoke")
-    snakemake(work, "data", "masks")
+    snakemake(work)  # the default target: the whole workflow
     return work
 
 
@@ -53,7 +56,7 @@ def test_data_stage_outputs_follow_the_contract(smoke_run):
 
 @pytest.mark.slow
 def test_second_invocation_has_nothing_to_do(smoke_run):
-    proc = snakemake(smoke_run, "data", "masks", "-n")
+    proc = snakemake(smoke_run, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
@@ -109,3 +112,111 @@ def test_snakefmt_check():
     files = [REPO / "Snakefile", *sorted((REPO / "workflow" / "rules").glob("*.smk"))]
     proc = subprocess.run(["snakefmt", "--check", *map(str, files)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def overlay(tmp_path: Path, content: dict) -> str:
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(content))
+    return str(path)
+
+
+def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table of a dry run."""
+    out = proc.stdout + proc.stderr
+    table = out.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in out else ""
+    counts = {}
+    for line in table.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.mark.slow
+def test_every_output_of_the_contract_exists(smoke_run):
+    r = smoke_run / "results"
+    for path in ["tables/table1.csv", "tables/table2.csv", "tables/table2.md", "figures/fig1.png",
+                 "figures/fig1.pdf", "figures/fig3.png"]:
+        assert (r / path).is_file() and (r / path).stat().st_size > 0, path
+    for model in ["lc_net", "hcr_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net"]:
+        assert (r / "models" / model / "best.pt").is_file()
+        assert (r / "models" / model / "metrics.csv").is_file()
+        assert not (r / "models" / model / "resume").exists()
+        metrics = json.loads((r / "eval" / model / "metrics.json").read_text())
+        keys = {"precision", "recall", "f1", "f1_macro", "f1_samples", "psnr", "ssim", "ssim_standard", "n_test"}
+        assert keys <= set(metrics)
+        assert (metrics["f1"] is None) == (model == "hcr_net")
+        assert (metrics["psnr"] is None) == (model == "lc_net")
+    assert "synthetic" in (r / "tables" / "table2.md").read_text()
+
+
+@pytest.mark.slow
+def test_one_models_setting_reruns_only_that_model(smoke_run, tmp_path):
+    proc = snakemake(smoke_run, "-n", "--configfile", str(SMOKE), overlay(tmp_path, {"models": {"lc_net": {"epochs": 2}}}))
+    jobs = planned_jobs(proc)
+    assert jobs.get("train_model") == 1 and jobs.get("evaluate_model") == 1, jobs
+    assert "lc_net" in proc.stdout and "hcr_net/best.pt" not in proc.stdout.split("Job stats:")[0].split(
+        "rule train_model")[-1]
+    assert not {"listing", "shards", "cloud_masks", "index", "table1"} & set(jobs), jobs
+
+
+@pytest.mark.slow
+def test_mask_threshold_reruns_masks_and_downstream_not_listing(smoke_run, tmp_path):
+    proc = snakemake(smoke_run, "-n", "--configfile", str(SMOKE), overlay(tmp_path, {"masks": {"threshold": 0.5}}))
+    jobs = planned_jobs(proc)
+    assert jobs.get("cloud_masks") == 3 and jobs.get("index") == 1, jobs
+    assert jobs.get("train_model") == 5, jobs
+    assert not {"listing", "shards", "synthetic_tree", "table1"} & set(jobs), jobs
+
+
+def _job_processes(workdir: Path, marker: str) -> list[int]:
+    """PIDs of processes running in ``workdir`` whose command line contains ``marker`` (Linux /proc)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        if marker in cmdline and Path(cwd) == workdir:
+            pids.append(int(proc.name))
+    return pids
+
+
+@pytest.mark.slow
+def test_sigkilled_training_job_resumes_to_the_same_checkpoint(tmp_path):
+    import torch
+
+    target = "results/models/hcr_lc_uncertain/best.pt"
+    cfg = overlay(tmp_path, {"models": {"hcr_lc_uncertain": {"epochs": 6}}})
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    snakemake(whole, target, "--configfile", str(SMOKE), cfg)
+
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(killed), "--cores", "2",
+           target, "--configfile", str(SMOKE), cfg]
+    killed.mkdir()
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state = killed / "results/models/hcr_lc_uncertain/resume/state.pt"
+    deadline = time.monotonic() + 600
+    while not state.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    victims = _job_processes(killed, ".train.py")
+    assert victims, "the training job was not found running"
+    for pid in victims:
+        os.kill(pid, signal.SIGKILL)
+    out, _ = first.communicate(timeout=300)
+    assert first.returncode != 0, out  # the job really died mid-run
+    assert state.exists() and not (killed / target).exists()
+    epoch_done = torch.load(state, weights_only=False)["epoch"]
+    assert 1 <= epoch_done < 6
+
+    snakemake(killed, target, "--configfile", str(SMOKE), cfg)  # the same command again
+    log = (killed / "results/logs/train/hcr_lc_uncertain.log").read_text()
+    assert "resum" in log.lower(), log[-2000:]
+    a = torch.load(whole / target, weights_only=True)
+    b = torch.load(killed / target, weights_only=True)
+    assert a["epoch"] == b["epoch"]
+    for key, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][key]), key

@@ -10,16 +10,32 @@ model                  loss                                          best epoch 
 ``hcr_lc_equal``       BCE + CARL, 1:1                               validation micro-F1
 ``hcr_lc_uncertain``   uncertainty weighting (learned log-variances)  validation micro-F1
 ``hcr_c_net``          BCE on the C-Net logits (HCR-Net frozen)      validation micro-F1
+``pretext``            cross-entropy over the 4 directions (§4)      validation accuracy (chance 25 %)
 =====================  ============================================  ==================================
+
+``pretext`` is the self-supervised task of paper §4 (:mod:`hcrlc.pretext`): the encoder + classification branch
+(``build_model("lc_net", cfg, n_classes=4)``) on :class:`~hcrlc.pretext.PretextDataset` items, whose ``y`` is a
+0-d int64 direction. A training set with ``set_epoch`` gets it called before every epoch, so its per-epoch random
+draw (the pretext direction) is a function of the epoch; its DataLoader workers are then not persistent, since a
+persistent worker would keep the copy of the data set made at the first epoch.
 
 Adam (``lr``, ``weight_decay``) over the trainable parameters plus, for ``hcr_lc_uncertain``, the two
 log-variances (they are not model parameters, Table 1 does not count them).
+
+**Starting from other weights, training part of a network** (the self-supervised schedule, :mod:`hcrlc.selfsup`).
+``init_checkpoint`` is a ``best.pt`` whose weights, less those under the ``init_skip`` prefixes, are loaded with
+``strict=False``; every loaded key must exist in the network with the same shape, and a layer that is frozen must
+be loaded, never left at its random initialisation. A checkpoint of the same model also hands on its loss weighting
+(the log-variances). ``trainable`` (parameter-name prefixes such as ``"decoder"`` or ``"classifier.head"``) freezes
+every other parameter: ``requires_grad`` False and not in the optimiser; the modules that hold no trainable layer
+stay in eval mode, so their BatchNorm running statistics do not move either. The loss weighting always trains.
 
 **Files.** ``out_dir/best.pt`` and ``out_dir/metrics.csv`` are written once, atomically, at the very end:
 Snakemake treats declared outputs that exist after a killed job as incomplete, so they must not appear early.
 Everything a run needs to continue lives in ``out_dir/resume/state.pt`` (model, optimiser, loss weighting,
 completed epoch, best metric and best weights, metric rows), rewritten atomically after every epoch and
-removed after success. ``best.pt`` holds only tensors and plain Python values and loads with
+removed after success. It continues only a run of the same model, config, data sizes, init checkpoint (SHA-256),
+``init_skip`` and ``trainable`` set. ``best.pt`` holds only tensors and plain Python values and loads with
 ``torch.load(weights_only=True)``; read it with :func:`load_checkpoint` / :func:`load_model`, which check that
 it belongs to the expected model.
 
@@ -63,6 +79,7 @@ import torch
 import torch.distributed as dist
 from sklearn.metrics import f1_score
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
@@ -70,6 +87,7 @@ from hcrlc.atomic import atomic_output
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
 from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
 from hcrlc.models import LOGITS, RECON, build_model, resolve_model_config
+from hcrlc.pretext import DIRECTIONS
 from hcrlc.paper import (
     BATCH_SIZE,
     EPOCHS,
@@ -87,6 +105,8 @@ __all__ = [
     "EpochBatchSampler",
     "TrainingObjective",
     "distributed_context",
+    "PRETEXT",
+    "check_resume_identity",
     "launch_command",
     "load_checkpoint",
     "load_model",
@@ -120,6 +140,11 @@ EXECUTION_KEYS = ("num_workers", "gpus")
 BEST_FORMAT = "hcrlc.best/1"
 RESUME_FORMAT = "hcrlc.resume/1"
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_f1", "val_psnr", "seconds", "lr")
+PRETEXT_COLUMNS = ("epoch", "train_loss", "val_loss", "val_acc", "seconds", "lr")
+
+#: The self-supervised pretext task (paper §4), trained by the same loop as the five models.
+PRETEXT = "pretext"
+TRAINABLE_NAMES = (*MODEL_NAMES, PRETEXT)
 LOG_VAR_COLUMNS = ("log_var_cls", "log_var_carl")
 
 # domain tags keep the shuffling and dropout seed streams apart
@@ -303,7 +328,7 @@ class TrainingObjective(nn.Module):
 
     ``forward(x, s2, mask, y)`` takes a batch — ``x`` ``(N, 15, H, W)`` (13 cloudy S2 bands in [0, 1], 2 S1),
     ``s2`` ``(N, 13, H, W)`` clear target in [0, 1], ``mask`` ``(N, 1, H, W)`` in {0, 1}, ``y`` ``(N, 10)``
-    multi-hot — and returns ``(loss, outputs)``: the scalar float32 loss of model ``name`` (table in the
+    multi-hot (``pretext``: ``s2`` and ``mask`` None, ``y`` ``(N,)`` int64 directions) — and returns ``(loss, outputs)``: the scalar float32 loss of model ``name`` (table in the
     module docstring) and the network's output dict. The uncertainty weighting's log-variances are parameters
     of this module, not of ``model``, so DDP averages their gradients too.
     """
@@ -315,9 +340,11 @@ class TrainingObjective(nn.Module):
         self.weighting = weighting
 
     def forward(
-        self, x: torch.Tensor, s2: torch.Tensor, mask: torch.Tensor, y: torch.Tensor
+        self, x: torch.Tensor, s2: torch.Tensor | None, mask: torch.Tensor | None, y: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         out = self.model(x)
+        if self.name == PRETEXT:
+            return F.cross_entropy(out[LOGITS].float(), y), out
         if self.name == "hcr_net":
             return carl_loss(out[RECON], s2, x[:, :S2_BANDS], mask), out
         l_cls = bce_loss(out[LOGITS], y)
@@ -389,6 +416,8 @@ def load_model(
 
 
 def _build(name: str, model_cfg: Mapping[str, Any], patch_size: int, n_classes: int) -> nn.Module:
+    if name == PRETEXT:
+        return build_model("lc_net", model_cfg, patch_size, n_classes=n_classes)
     if name == "hcr_net":  # no classification head to size
         return build_model(name, model_cfg, patch_size)
     return build_model(name, model_cfg, patch_size, n_classes=n_classes)
@@ -410,7 +439,12 @@ def _file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_resume_identity(state: Mapping[str, Any], identity: Mapping[str, Any], path: Path) -> None:
+def check_resume_identity(state: Mapping[str, Any], identity: Mapping[str, Any], path: Path) -> None:
+    """Raise :class:`CheckpointError` unless the resume ``state`` was written by a run with this ``identity``.
+
+    ``identity`` holds ``model_name``, ``model_cfg``, ``train_cfg`` (whose :data:`EXECUTION_KEYS` may differ)
+    and any other plain values, compared for equality; the message names every difference.
+    """
     found = state.get("identity") if state.get("format") == RESUME_FORMAT else None
     if found is None:
         raise CheckpointError(
@@ -659,7 +693,7 @@ def _train(
                 f"{state_path}: unreadable resume state ({err}). Fix: delete the folder {resume_dir} to "
                 "start over"
             ) from err
-        _check_resume_identity(state, identity, state_path)
+        check_resume_identity(state, identity, state_path)
         model.load_state_dict(state["model"])
         if weighting is not None:
             weighting.load_state_dict(state["weighting"])
