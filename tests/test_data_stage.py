@@ -188,3 +188,22 @@ def test_fast_scene_masks_equal_stock_per_patch(tiny_tree, tmp_path):
         np.testing.assert_array_equal(np.load(tmp_path / "fast" / "mask.npy"), np.load(tmp_path / "stock" / "mask.npy"))
         np.testing.assert_array_equal(fast.cloud_fraction, stock.cloud_fraction)
     assert 0 < fast.cloud_fraction.mean() < 1
+
+
+def test_raw_items_prepared_per_batch_equal_prepared_items(tiny_tree, tmp_path):
+    import torch
+    from torch.utils.data import default_collate
+
+    from hcrlc.data.dataset import prepare_batch
+
+    ms, cr, _ = tiny_tree
+    work = tmp_path / "work"
+    index, _ = run_stage(ms, cr, work)
+    prepared = TripletDataset(index, work / "shards", work / "masks")
+    raw = TripletDataset(index, work / "shards", work / "masks", raw=True)
+    rows = [0, 3, 5]
+    a = default_collate([prepared[i] for i in rows])
+    b = prepare_batch(default_collate([raw[i] for i in rows]))
+    assert raw[0]["s2_cloudy"].dtype == torch.uint16 and raw[0]["mask"].dtype == torch.uint8
+    for key in ("x", "s2", "mask", "y", "cloud_fraction", "idx"):
+        assert torch.equal(a[key], b[key]), key

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hcrlc.data.dataset import TripletDataset
+from hcrlc.errors import ConfigError
 from hcrlc.paper import PATCH_STRIDE
 
 log = logging.getLogger(__name__)
@@ -67,14 +68,23 @@ class PretextDataset(Dataset):
     :class:`TripletDataset` prepares them; ``y`` () int64 direction (0 N, 1 W, 2 S, 3 E). The direction is drawn
     among the neighbours that exist, from a generator seeded by (seed, epoch, row), so an epoch is reproducible
     and resumable; call :meth:`set_epoch` before each epoch. Patches without any neighbour are left out (logged).
+
+    Every row of ``frame`` can be a neighbour; ``anchor`` (bool, one per row; default all) says which rows are
+    anchors, i.e. items. A validation set takes its anchors from the val split and its neighbours from train
+    and val, since a random 10 % of a scene's patches rarely neighbour each other.
     """
 
-    def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path, seed: int = 0) -> None:
+    def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path, seed: int = 0,
+                 anchor: np.ndarray | None = None) -> None:
         frame = frame.reset_index(drop=True)
         neighbours = find_neighbours(frame)
-        keep = (neighbours >= 0).any(axis=1)
-        if (~keep).any():
-            log.info("pretext: %d of %d patches have no neighbour and are left out", int((~keep).sum()), len(frame))
+        eligible = np.ones(len(frame), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
+        if eligible.shape != (len(frame),):
+            raise ConfigError(f"anchor needs one bool per row of frame ({len(frame)}), got shape {eligible.shape}")
+        keep = eligible & (neighbours >= 0).any(axis=1)
+        if (eligible & ~keep).any():
+            log.info("pretext: %d of %d anchor patches have no neighbour and are left out",
+                     int((eligible & ~keep).sum()), int(eligible.sum()))
         self.anchors = np.flatnonzero(keep)
         self.neighbours = neighbours
         self.triplets = TripletDataset(frame, shards_dir, masks_dir)

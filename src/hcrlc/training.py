@@ -87,7 +87,6 @@ from hcrlc.atomic import atomic_output
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
 from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
 from hcrlc.models import LOGITS, RECON, build_model, resolve_model_config
-from hcrlc.pretext import DIRECTIONS
 from hcrlc.paper import (
     BATCH_SIZE,
     EPOCHS,
@@ -97,23 +96,26 @@ from hcrlc.paper import (
     S2_BANDS,
     WEIGHT_DECAY,
 )
+from hcrlc.pretext import DIRECTIONS
 
 __all__ = [
     "BEST_FORMAT",
+    "PRETEXT",
     "TRAINING_DEFAULTS",
     "DistributedContext",
     "EpochBatchSampler",
     "TrainingObjective",
-    "distributed_context",
-    "PRETEXT",
     "check_resume_identity",
+    "distributed_context",
     "launch_command",
     "load_checkpoint",
     "load_model",
     "psnr_per_image",
     "resolve_device",
     "resolve_training_config",
+    "save_atomically",
     "train_model",
+    "write_metrics_csv",
 ]
 
 log = logging.getLogger(__name__)
@@ -463,6 +465,78 @@ def check_resume_identity(state: Mapping[str, Any], identity: Mapping[str, Any],
         )
 
 
+# --- starting from other weights, training part of a network ---------------------------------------------
+
+
+def _under(name: str, prefixes: Sequence[str]) -> bool:
+    """Whether the dotted ``name`` is one of ``prefixes`` or lies below one (``"decoder"`` ∋ ``"decoder.x"``)."""
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _load_init(
+    model: nn.Module,
+    weighting: nn.Module | None,
+    name: str,
+    path: Path,
+    skip: Sequence[str],
+    trainable: Sequence[str] | None,
+) -> str:
+    """Load ``path``'s weights except those under ``skip`` into ``model``; return the file's SHA-256.
+
+    Every loaded key must exist in ``model`` with the same shape; with ``trainable`` set, every key left at its
+    initialisation must be trainable. A checkpoint of model ``name`` also sets ``weighting``.
+    """
+    ckpt = load_checkpoint(path)
+    stored = ckpt["state_dict"]
+    unused_skip = [p for p in skip if not any(_under(k, [p]) for k in stored)]
+    if unused_skip:
+        raise ConfigError(f"init_skip prefix(es) {unused_skip} match no weight of {path}; its layers: "
+                          f"{sorted({k.rsplit('.', 1)[0] for k in stored})}")
+    loaded = {k: v for k, v in stored.items() if not _under(k, skip)}
+    own = model.state_dict()
+    misfits = [f"{k} {tuple(v.shape)}" + (f" vs {tuple(own[k].shape)}" if k in own else " (no such layer)")
+               for k, v in loaded.items() if k not in own or own[k].shape != v.shape]
+    if misfits:
+        raise CheckpointError(
+            f"{path} ({ckpt['model_name']}) does not fit {name}: {'; '.join(misfits[:5])}"
+            f"{' …' if len(misfits) > 5 else ''}. Fix: start from a checkpoint trained with the same model "
+            "config, or add the differing layers to init_skip"
+        )
+    new = [k for k in own if k not in loaded]
+    untrained = [k for k in new if trainable is not None and not _under(k, trainable)]
+    if untrained:
+        raise CheckpointError(
+            f"{path} holds no weights for {untrained[:5]}, which would stay at their random initialisation "
+            f"while frozen. Fix: add their layers to trainable, or start from a checkpoint that has them"
+        )
+    model.load_state_dict(loaded, strict=False)
+    if weighting is not None and ckpt["model_name"] == name and ckpt["weighting"] is not None:
+        weighting.load_state_dict(ckpt["weighting"])
+    log.info("%s: %d tensors from %s (%s, epoch %d); newly initialised: %s", name, len(loaded), path,
+             ckpt["model_name"], ckpt["epoch"], sorted({k.rsplit(".", 1)[0] for k in new}) or "none")
+    return _file_sha256(path)
+
+
+def _freeze_all_but(model: nn.Module, trainable: Sequence[str]) -> None:
+    """``requires_grad`` only for the parameters under a ``trainable`` prefix (each must match one)."""
+    names = [n for n, _ in model.named_parameters()]
+    unmatched = [p for p in trainable if not any(_under(n, [p]) for n in names)]
+    if unmatched or not trainable:
+        raise ConfigError(f"trainable prefix(es) {unmatched or list(trainable)} match no parameter; the "
+                          f"network's layers: {sorted({n.rsplit('.', 1)[0] for n in names})}")
+    for n, param in model.named_parameters():
+        if not _under(n, trainable):
+            param.requires_grad_(False)
+
+
+def _frozen_modules(model: nn.Module, trainable: Sequence[str] | None) -> list[nn.Module]:
+    """The submodules that hold no trainable layer: kept in eval mode (BatchNorm statistics stay put)."""
+    if trainable is None:
+        return []
+    return [m for n, m in model.named_modules()
+            if n and not _under(n, trainable) and not any(p.startswith(n + ".") for p in trainable)]
+
+
 # --- validation ---------------------------------------------------------------------------------------------
 
 
@@ -486,10 +560,14 @@ def _validate(
     channels_last: bool,
     want_f1: bool,
     want_psnr: bool,
+    want_acc: bool = False,
 ) -> dict[str, float | None]:
-    """Mean loss, micro-F1 (sigmoid ≥ 0.5) and mean per-image PSNR of ``objective`` on ``loader``."""
+    """Mean loss, micro-F1 (sigmoid ≥ 0.5) and mean per-image PSNR of ``objective`` on ``loader``.
+
+    ``want_acc`` (pretext) adds ``val_acc``, the fraction of samples whose arg-max logit is ``y``.
+    """
     objective.eval()
-    loss_sum, n = 0.0, 0
+    loss_sum, n, n_correct = 0.0, 0, 0
     logits, targets, psnr = [], [], []
     for batch in loader:
         x, s2, mask, y = _to_device(batch, device, channels_last)
@@ -502,28 +580,33 @@ def _validate(
             targets.append(y.cpu())
         if want_psnr:
             psnr.append(psnr_per_image(out[RECON].float(), s2).cpu())
+        if want_acc:
+            n_correct += int((out[LOGITS].argmax(dim=1) == y).sum())
     f1 = None
     if want_f1:
         predicted = (torch.sigmoid(torch.cat(logits)) >= PREDICTION_THRESHOLD).numpy()
         f1 = float(f1_score(torch.cat(targets).numpy() >= 0.5, predicted, average="micro", zero_division=0))
     mean_psnr = float(torch.cat(psnr).mean()) if want_psnr else None
+    if want_acc:
+        return {"val_loss": loss_sum / n, "val_acc": n_correct / n}
     return {"val_loss": loss_sum / n, "val_f1": f1, "val_psnr": mean_psnr}
 
 
 def _to_device(
     batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool
-) -> list[torch.Tensor]:
-    """``x``, ``s2``, ``mask``, ``y`` of a batch on ``device``."""
+) -> list[torch.Tensor | None]:
+    """``x``, ``s2``, ``mask``, ``y`` of a batch on ``device`` (None for what it lacks: pretext batches)."""
     x = batch["x"].to(device, non_blocking=True)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    return [x] + [batch[k].to(device, non_blocking=True) for k in ("s2", "mask", "y")]
+    return [x] + [batch[k].to(device, non_blocking=True) if k in batch else None for k in ("s2", "mask", "y")]
 
 
 # --- output files -------------------------------------------------------------------------------------------
 
 
-def _write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: Path, columns: Sequence[str]) -> None:
+def write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: Path, columns: Sequence[str]) -> None:
+    """One row per epoch, ``columns`` in order, None as an empty cell; atomically."""
     with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
@@ -531,7 +614,8 @@ def _write_metrics_csv(rows: Sequence[Mapping[str, Any]], path: Path, columns: S
             writer.writerow({k: "" if row.get(k) is None else row[k] for k in columns})
 
 
-def _save(obj: Mapping[str, Any], path: Path) -> None:
+def save_atomically(obj: Mapping[str, Any], path: Path) -> None:
+    """``torch.save`` a dict of tensors and plain values to ``path``, atomically."""
     with atomic_output(path) as tmp:
         torch.save(dict(obj), tmp)
 
@@ -561,32 +645,45 @@ def train_model(
     model_cfg: Mapping[str, Any] | None,
     train_cfg: Mapping[str, Any] | None,
     hcr_checkpoint: str | Path | None = None,
+    init_checkpoint: str | Path | None = None,
+    init_skip: Sequence[str] = (),
+    trainable: Sequence[str] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train model ``name``, pick its best epoch on ``val_ds``, write ``best.pt`` and ``metrics.csv``.
 
     Args:
-        name: one of ``lc_net``, ``hcr_net``, ``hcr_lc_equal``, ``hcr_lc_uncertain``, ``hcr_c_net``.
+        name: one of ``lc_net``, ``hcr_net``, ``hcr_lc_equal``, ``hcr_lc_uncertain``, ``hcr_c_net``,
+            ``pretext``.
         train_ds, val_ds: datasets of :class:`~hcrlc.data.dataset.TripletDataset` items (dicts with ``x``
-            ``(15, H, W)``, ``s2`` ``(13, H, W)``, ``mask`` ``(1, H, W)``, ``y`` ``(10,)``), ``H == W``.
+            ``(15, H, W)``, ``s2`` ``(13, H, W)``, ``mask`` ``(1, H, W)``, ``y`` ``(10,)``), ``H == W``; for
+            ``pretext`` of :class:`~hcrlc.pretext.PretextDataset` items (``x``, ``y`` 0-d int64 direction).
         out_dir: receives ``best.pt`` and ``metrics.csv`` at the end; ``out_dir/resume/`` meanwhile.
         model_cfg: the config's ``model`` section; train_cfg: its ``training`` section (merged per model).
         hcr_checkpoint: for ``hcr_c_net`` only — the ``best.pt`` of the trained ``hcr_net``, frozen inside.
+        init_checkpoint: a ``best.pt`` to start from instead of the seeded initialisation (module docstring).
+        init_skip: parameter-name prefixes of ``init_checkpoint`` not to load (e.g. ``"classifier.head"``).
+        trainable: parameter-name prefixes that train; None trains every parameter.
         progress: draw tqdm progress bars on stderr.
 
     Returns:
-        ``model_name``, ``metric`` (``val_f1`` or ``val_psnr``) and ``rank``; on rank 0 also ``best_epoch``,
-        ``best_value``, ``metrics`` (one dict per epoch) and ``best_path``, ``metrics_path``.
+        ``model_name``, ``metric`` (``val_f1``, ``val_psnr`` or, for ``pretext``, ``val_acc``) and ``rank``; on
+        rank 0 also ``best_epoch``, ``best_value``, ``metrics`` (one dict per epoch) and ``best_path``,
+        ``metrics_path``.
 
     Raises:
-        ConfigError: unknown model or config key, wrong ``hcr_checkpoint`` use, unusable shapes.
-        CheckpointError: ``out_dir/resume/state.pt`` or ``hcr_checkpoint`` belongs to another model or config.
+        ConfigError: unknown model or config key, wrong ``hcr_checkpoint`` use, unusable shapes, a ``trainable``
+            or ``init_skip`` prefix that matches nothing.
+        CheckpointError: ``out_dir/resume/state.pt`` belongs to another model, config or init; ``hcr_checkpoint``
+            or ``init_checkpoint`` does not fit the network.
         TrainingError: ``device: cuda`` without CUDA; a non-finite loss (the last epoch's resume state is
             kept).
     """
     # --- configuration and data shapes
-    if name not in MODEL_NAMES:
-        raise ConfigError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
+    if name not in TRAINABLE_NAMES:
+        raise ConfigError(f"unknown model {name!r}; choose one of {list(TRAINABLE_NAMES)}")
+    if init_skip and init_checkpoint is None:
+        raise ConfigError(f"init_skip {list(init_skip)} needs an init_checkpoint to skip keys of")
     if (name == "hcr_c_net") != (hcr_checkpoint is not None):
         raise ConfigError(
             "hcr_checkpoint is the trained hcr_net's best.pt: required for hcr_c_net and only for it "
@@ -600,7 +697,13 @@ def train_model(
     height, width = sample["x"].shape[-2:]
     if height != width:
         raise ConfigError(f"training needs square patches, got {height}x{width} px")
-    patch_size, n_classes = int(height), int(sample["y"].shape[0])
+    if (name == PRETEXT) != (sample["y"].ndim == 0):
+        raise ConfigError(
+            f"model {name!r} got items whose y has shape {tuple(sample['y'].shape)}: pretext trains on "
+            "PretextDataset items (y = one direction) and only pretext does"
+        )
+    patch_size = int(height)
+    n_classes = len(DIRECTIONS) if name == PRETEXT else int(sample["y"].shape[0])
     out_dir = Path(out_dir)
     resume_dir = out_dir / "resume"
     state_path = resume_dir / "state.pt"
@@ -624,7 +727,8 @@ def train_model(
         with _process_group(ctx, device):
             return _train(name, train_ds, val_ds, out_dir, state_path, model_cfg, cfg, hcr_checkpoint,
                           progress, ctx=ctx, device=device, amp=amp, patch_size=patch_size,
-                          n_classes=n_classes)
+                          n_classes=n_classes, init_checkpoint=init_checkpoint, init_skip=tuple(init_skip),
+                          trainable=None if trainable is None else tuple(trainable))
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         torch.backends.cudnn.benchmark = benchmark_before
@@ -646,6 +750,9 @@ def _train(
     amp: bool,
     patch_size: int,
     n_classes: int,
+    init_checkpoint: str | Path | None,
+    init_skip: tuple[str, ...],
+    trainable: tuple[str, ...] | None,
 ) -> dict[str, Any]:
     """The body of :func:`train_model`, inside its device, process-group and determinism settings."""
     seed = cfg["seed"]
@@ -659,18 +766,28 @@ def _train(
         hcr = load_checkpoint(hcr_checkpoint, expected_name="hcr_net")
         model.load_hcr_state(hcr["state_dict"])
         hcr_sha256 = _file_sha256(Path(hcr_checkpoint))
-    weighting = make_weighting(name)
+    weighting = None if name == PRETEXT else make_weighting(name)
+    if trainable is not None:
+        _freeze_all_but(model, trainable)
+    init_sha256 = None
+    if init_checkpoint is not None:
+        init_sha256 = _load_init(model, weighting, name, Path(init_checkpoint), init_skip, trainable)
     objective = TrainingObjective(name, model, weighting).to(device)
     if amp:
         objective = objective.to(memory_format=torch.channels_last)
     if ctx.distributed and device.type == "cuda":
         objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective)
+    # after the SyncBatchNorm conversion, which replaces modules
+    frozen_modules = _frozen_modules(model, trainable)
     optimizer = torch.optim.Adam(
         [p for p in objective.parameters() if p.requires_grad], lr=cfg["lr"], weight_decay=cfg["weight_decay"]
     )
-    metric = "val_f1" if LOGITS in model.heads else "val_psnr"
-    want_psnr = RECON in model.heads and name != "hcr_c_net"  # hcr_c_net's reconstruction is frozen
-    columns = METRIC_COLUMNS + (LOG_VAR_COLUMNS if isinstance(weighting, UncertaintyWeighting) else ())
+    if name == PRETEXT:
+        metric, want_psnr, columns = "val_acc", False, PRETEXT_COLUMNS
+    else:
+        metric = "val_f1" if LOGITS in model.heads else "val_psnr"
+        want_psnr = RECON in model.heads and name != "hcr_c_net"  # hcr_c_net's reconstruction is frozen
+        columns = METRIC_COLUMNS + (LOG_VAR_COLUMNS if isinstance(weighting, UncertaintyWeighting) else ())
 
     # --- resume
     identity = {
@@ -682,6 +799,9 @@ def _train(
         "patch_size": patch_size,
         "n_classes": n_classes,
         "hcr_checkpoint_sha256": hcr_sha256,
+        "init_checkpoint_sha256": init_sha256,
+        "init_skip": sorted(init_skip) if init_checkpoint is not None else None,
+        "trainable": sorted(trainable) if trainable is not None else None,
     }
     start_epoch, rows = 1, []
     best = {"epoch": 0, "value": -math.inf, "state_dict": None, "weighting": None}
@@ -721,7 +841,9 @@ def _train(
         "persistent_workers": cfg["num_workers"] > 0,
         "generator": torch.Generator().manual_seed(seed),  # worker seeds must not draw from the global RNG
     }
-    train_loader = DataLoader(train_ds, batch_sampler=sampler, **loader_options)
+    redraws = hasattr(train_ds, "set_epoch")  # its workers must see each epoch's set_epoch
+    train_options = dict(loader_options, persistent_workers=loader_options["persistent_workers"] and not redraws)
+    train_loader = DataLoader(train_ds, batch_sampler=sampler, **train_options)
     val_loader = DataLoader(val_ds, batch_size=cfg["batch_size"], shuffle=False, **loader_options)
     writer = _tensorboard_writer(out_dir / "tensorboard") if ctx.is_main else None
     log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, %s selects",
@@ -733,7 +855,11 @@ def _train(
         started = time.perf_counter()
         _seed_everything(_derived_seed(seed, _DROPOUT, epoch, ctx.rank))
         sampler.set_epoch(epoch)
+        if redraws:
+            train_ds.set_epoch(epoch)
         objective.train()
+        for module in frozen_modules:
+            module.eval()
         loss_sum, n_seen = 0.0, 0
         bar = tqdm(train_loader, desc=f"{name} epoch {epoch}/{cfg['epochs']}", leave=False,
                    disable=not (progress and ctx.is_main),
@@ -770,7 +896,7 @@ def _train(
         if ctx.is_main:
             row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / n_seen}
             row |= _validate(objective, val_loader, device, autocast=autocast, channels_last=amp,
-                             want_f1=metric == "val_f1", want_psnr=want_psnr)
+                             want_f1=metric == "val_f1", want_psnr=want_psnr, want_acc=metric == "val_acc")
             row |= {"seconds": time.perf_counter() - started, "lr": optimizer.param_groups[0]["lr"]}
             if isinstance(weighting, UncertaintyWeighting):
                 row |= {"log_var_cls": weighting.log_var_cls.item(),
@@ -779,7 +905,7 @@ def _train(
             if row[metric] > best["value"]:
                 best = {"epoch": epoch, "value": row[metric], "state_dict": _cpu_copy(model.state_dict()),
                         "weighting": _cpu_copy(weighting.state_dict()) if weighting is not None else None}
-            _save({
+            save_atomically({
                 "format": RESUME_FORMAT,
                 "identity": identity,
                 "epoch": epoch,
@@ -804,8 +930,8 @@ def _train(
         if writer is not None:
             writer.close()
         metrics_path, best_path = out_dir / "metrics.csv", out_dir / "best.pt"
-        _write_metrics_csv(rows, metrics_path, columns)
-        _save({
+        write_metrics_csv(rows, metrics_path, columns)
+        save_atomically({
             "format": BEST_FORMAT,
             "model_name": name,
             "model_cfg": model_cfg,
@@ -817,6 +943,8 @@ def _train(
             "value": best["value"],
             "state_dict": best["state_dict"],
             "weighting": best["weighting"],
+            "init_checkpoint_sha256": init_sha256,
+            "trainable": identity["trainable"],
         }, best_path)
         shutil.rmtree(resume_dir, ignore_errors=True)
         log.info("%s: best %s %.5g at epoch %d -> %s", name, metric, best["value"], best["epoch"], best_path)

@@ -14,7 +14,6 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from hcrlc.data.clouds import unpack_masks
 from hcrlc.data.layout import scene_key
 from hcrlc.data.shards import open_shard
 from hcrlc.errors import DataError
@@ -24,9 +23,16 @@ _S1_MEAN = np.asarray(S1_MEAN, dtype=np.float32)[:, None, None]
 _S1_STD = np.asarray(S1_STD, dtype=np.float32)[:, None, None]
 
 
-def prepare_s2(dn: np.ndarray) -> np.ndarray:
-    """(..., 13, H, W) uint16 reflectance x 10,000 -> float32 in [0, 1]."""
-    return np.clip(dn.astype(np.float32), 0.0, S2_SCALE) / np.float32(S2_SCALE)
+def prepare_s2(dn: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """(..., 13, H, W) uint16 reflectance x 10,000 -> float32 in [0, 1] (written into ``out`` when given).
+
+    Equal to float32(clip(dn, 0, 10000)) / 10000, in two passes: unsigned values need no lower clip.
+    """
+    if dn.dtype == np.uint16:
+        clipped = np.minimum(dn, np.uint16(S2_SCALE))
+    else:
+        clipped = np.clip(dn.astype(np.float32), 0.0, S2_SCALE)
+    return np.divide(clipped, np.float32(S2_SCALE), out=out, dtype=np.float32)
 
 
 def prepare_s1(db: np.ndarray) -> np.ndarray:
@@ -55,14 +61,15 @@ class TripletDataset(Dataset):
     ``y`` (10,) float32 multi-hot targets; ``cloud_fraction`` () float32; ``idx`` () int64 row of ``frame``.
     """
 
-    def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path) -> None:
+    def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path, raw: bool = False) -> None:
+        self.raw = raw
         self.frame = frame.reset_index(drop=True)
         self.shards_dir = Path(shards_dir)
         self.masks_dir = Path(masks_dir)
         self._scene = [scene_key(s, c) for s, c in zip(self.frame["season"], self.frame["scene"])]
         self._row = self.frame["row"].to_numpy(dtype=np.int64)
-        self._y = self.frame[list(TARGET_COLUMNS)].to_numpy(dtype=np.float32)
-        self._cf = self.frame["cloud_fraction"].to_numpy(dtype=np.float32)
+        self._y = np.array(self.frame[list(TARGET_COLUMNS)].to_numpy(dtype=np.float32))  # own, writable copy
+        self._cf = np.array(self.frame["cloud_fraction"].to_numpy(dtype=np.float32))
         self._open: dict[str, dict[str, np.ndarray]] = {}
 
     def __len__(self) -> int:
@@ -95,14 +102,62 @@ class TripletDataset(Dataset):
         return prepare_s1(self._arrays(self._scene[i])["s1"][self._row[i]])
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        if self.raw:
+            return self.raw_item(i)
         a = self._arrays(self._scene[i])
         r = self._row[i]
-        x = np.concatenate([self.cloudy_s2(i), self.s1(i)], axis=0)
+        cloudy = a["s2_cloudy"][r]
+        x = np.empty((cloudy.shape[0] + 2, *cloudy.shape[1:]), dtype=np.float32)
+        prepare_s2(cloudy, out=x[: cloudy.shape[0]])
+        x[cloudy.shape[0] :] = prepare_s1(a["s1"][r])
+        mask = np.unpackbits(a["mask"][r], count=x.shape[1] * x.shape[2]).reshape(1, *x.shape[1:])
         return {
             "x": torch.from_numpy(x),
             "s2": torch.from_numpy(prepare_s2(a["s2"][r])),
-            "mask": torch.from_numpy(unpack_masks(np.asarray(a["mask"][r]))[None].astype(np.float32)),
+            "mask": torch.from_numpy(mask.astype(np.float32)),
             "y": torch.from_numpy(self._y[i]),
             "cloud_fraction": torch.tensor(self._cf[i]),
             "idx": torch.tensor(i, dtype=torch.int64),
         }
+
+    def raw_item(self, i: int) -> dict[str, torch.Tensor]:
+        """The stored arrays of row ``i``, for :func:`prepare_batch` on the training device.
+
+        ``s2_cloudy``, ``s2``: (13, H, W) uint16 DN as stored (half the bytes of float; clipped on the device);
+        ``s1``: (2, H, W) float32 dB as stored; ``mask``: (H*W/8,) uint8 bit-packed; ``y``,
+        ``cloud_fraction``, ``idx`` as in ``__getitem__``.
+        """
+        a = self._arrays(self._scene[i])
+        r = self._row[i]
+        return {
+            "s2_cloudy": torch.from_numpy(np.array(a["s2_cloudy"][r])),
+            "s2": torch.from_numpy(np.array(a["s2"][r])),
+            "s1": torch.from_numpy(np.array(a["s1"][r])),
+            "mask": torch.from_numpy(np.array(a["mask"][r])),
+            "y": torch.from_numpy(self._y[i]),
+            "cloud_fraction": torch.tensor(self._cf[i]),
+            "idx": torch.tensor(i, dtype=torch.int64),
+        }
+
+
+_BIT_SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)
+
+
+def prepare_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Turn a batch of :meth:`TripletDataset.raw_item` samples into the prepared ``x``, ``s2``, ``mask`` tensors,
+    on whatever device the batch is on (the GPU, when training there: the loader only copies bytes).
+
+    Bitwise equal to the prepared items of ``TripletDataset(raw=False)``. Batches already prepared pass through.
+    """
+    if "x" in batch:
+        return batch
+    dev = batch["s2_cloudy"].device
+    scale = torch.tensor(S2_SCALE, dtype=torch.float32, device=dev)
+    s1 = torch.nan_to_num(batch["s1"].float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_(*S1_CLIP_DB)
+    s1 = (s1 - torch.from_numpy(_S1_MEAN).to(dev)) / torch.from_numpy(_S1_STD).to(dev)
+    x = torch.cat([batch["s2_cloudy"].float().clamp_(max=S2_SCALE) / scale, s1], dim=1)
+    n, _, h, w = x.shape
+    bits = (batch["mask"].unsqueeze(-1) >> _BIT_SHIFTS.to(dev)) & 1
+    out = {k: v for k, v in batch.items() if k not in ("s2_cloudy", "s1")}
+    out.update(x=x, s2=batch["s2"].float().clamp_(max=S2_SCALE) / scale, mask=bits.reshape(n, 1, h, w).float())
+    return out
