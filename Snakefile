@@ -30,6 +30,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/masks.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/ssl.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 
@@ -41,4 +42,5 @@ rule all:
         rules.masks.input,
         rules.train.input,
         rules.evaluate.input,
+        rules.ssl.input,
         rules.figures.input,

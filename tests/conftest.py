@@ -1,8 +1,11 @@
-"""Shared fixtures: small generated trees in the exact real layout, made by the same module the demo uses."""
+"""Shared fixtures: small generated trees in the exact real layout, made by the same module the demo uses, and
+the whole smoke workflow run once per test module (``smoke_run``) through the ``snakemake()`` helper."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,6 +17,7 @@ REPO = Path(__file__).resolve().parents[1]
 #: one hold-out scene per season we use (-> test) and two ordinary scenes (-> train/val)
 TINY_SCENES = [("spring", 15), ("spring", 1), ("fall", 3)]
 TINY_GRID = 2
+SMOKE = REPO / "configs" / "smoke.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +35,23 @@ def tiny_tree(tiny_tree_master, tmp_path) -> tuple[Path, Path, pd.DataFrame]:
     shutil.copytree(ms, tmp_path / "SEN12MS")
     shutil.copytree(cr, tmp_path / "SEN12MS-CR")
     return tmp_path / "SEN12MS", tmp_path / "SEN12MS-CR", patches
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repository's workflow in ``workdir`` (smoke config unless ``--configfile`` is among ``args``)."""
+    # targets and flags first: --configfile takes every word after it
+    configs = [] if "--configfile" in args else ["--configfile", str(SMOKE)]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+           *args, *configs]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory) -> Path:
+    """A workdir holding the whole default workflow run on the smoke config (once per test module)."""
+    work = tmp_path_factory.mktemp("smoke")
+    snakemake(work)  # the default target: the whole workflow
+    return work

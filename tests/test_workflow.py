@@ -15,27 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
-
-SMOKE = REPO / "configs" / "smoke.yaml"
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    # targets and flags first: --configfile takes every word after it
-    configs = [] if "--configfile" in args else ["--configfile", str(SMOKE)]
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
-           *args, *configs]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
-    return proc
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("smoke")
-    snakemake(work)  # the default target: the whole workflow
-    return work
+from conftest import REPO, SMOKE, snakemake
 
 
 @pytest.mark.slow

@@ -58,7 +58,7 @@ def nested_label_subsets(n: int, fractions: list[int], seed: int) -> dict[int, n
     One seeded permutation; fraction f keeps its first round(f/100 · n) rows (at least one), sorted.
     """
     order = np.random.default_rng(seed).permutation(n)
-    return {f: np.sort(order[: max(1, int(round(f / 100 * n)))]) for f in sorted(fractions)}
+    return {f: np.sort(order[: max(1, round(f / 100 * n))]) for f in sorted(fractions)}
 
 
 class PretextDataset(Dataset):
@@ -80,7 +80,8 @@ class PretextDataset(Dataset):
         neighbours = find_neighbours(frame)
         eligible = np.ones(len(frame), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
         if eligible.shape != (len(frame),):
-            raise ConfigError(f"anchor needs one bool per row of frame ({len(frame)}), got shape {eligible.shape}")
+            raise ConfigError(f"anchor needs one bool per row of frame ({len(frame)}), got shape "
+                              f"{eligible.shape}")
         keep = eligible & (neighbours >= 0).any(axis=1)
         if (eligible & ~keep).any():
             log.info("pretext: %d of %d anchor patches have no neighbour and are left out",

@@ -184,3 +184,14 @@ def write_table2(
     with atomic_output(out_md) as tmp:
         tmp.write_text(table2_markdown(frame, source, config_hash))
     return frame
+
+
+def write_html(frame: pd.DataFrame, out_html: str | Path, title: str) -> None:
+    """A table as a small standalone HTML page (the Snakemake report shows it inline), atomically."""
+    body = frame.to_html(index=False, na_rep="—", float_format=lambda v: f"{v:.4f}", border=0)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title><style>"
+            "body{font-family:sans-serif;font-size:13px} table{border-collapse:collapse}"
+            "td,th{padding:3px 8px;border-bottom:1px solid #ddd;text-align:right}</style></head>"
+            f"<body><h3>{title}</h3>{body}</body></html>\n")
+    with atomic_output(out_html) as tmp:
+        tmp.write_text(page)

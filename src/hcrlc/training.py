@@ -1,4 +1,4 @@
-"""Train one of the paper's five networks: one loop, read top to bottom in :func:`train_model`.
+"""Train one of the paper's networks or the pretext: one loop, read top to bottom in :func:`train_model`.
 
 What is trained and how (paper §3, authors' code [A]):
 
@@ -13,31 +13,32 @@ model                  loss                                          best epoch 
 ``pretext``            cross-entropy over the 4 directions (§4)      validation accuracy (chance 25 %)
 =====================  ============================================  ==================================
 
-``pretext`` is the self-supervised task of paper §4 (:mod:`hcrlc.pretext`): the encoder + classification branch
-(``build_model("lc_net", cfg, n_classes=4)``) on :class:`~hcrlc.pretext.PretextDataset` items, whose ``y`` is a
-0-d int64 direction. A training set with ``set_epoch`` gets it called before every epoch, so its per-epoch random
-draw (the pretext direction) is a function of the epoch; its DataLoader workers are then not persistent, since a
-persistent worker would keep the copy of the data set made at the first epoch.
+``pretext`` is the self-supervised task of paper §4 (:mod:`hcrlc.pretext`): the encoder + classification
+branch (``build_model("lc_net", cfg, n_classes=4)``) on :class:`~hcrlc.pretext.PretextDataset` items, whose
+``y`` is a 0-d int64 direction. A training set with ``set_epoch`` gets it called before every epoch, so its
+per-epoch random draw (the pretext direction) is a function of the epoch; its DataLoader workers are then not
+persistent, since a persistent worker would keep the copy of the data set made at the first epoch.
 
 Adam (``lr``, ``weight_decay``) over the trainable parameters plus, for ``hcr_lc_uncertain``, the two
 log-variances (they are not model parameters, Table 1 does not count them).
 
-**Starting from other weights, training part of a network** (the self-supervised schedule, :mod:`hcrlc.selfsup`).
-``init_checkpoint`` is a ``best.pt`` whose weights, less those under the ``init_skip`` prefixes, are loaded with
-``strict=False``; every loaded key must exist in the network with the same shape, and a layer that is frozen must
-be loaded, never left at its random initialisation. A checkpoint of the same model also hands on its loss weighting
-(the log-variances). ``trainable`` (parameter-name prefixes such as ``"decoder"`` or ``"classifier.head"``) freezes
-every other parameter: ``requires_grad`` False and not in the optimiser; the modules that hold no trainable layer
-stay in eval mode, so their BatchNorm running statistics do not move either. The loss weighting always trains.
+**Starting from other weights, training part of a network** (the self-supervised schedule,
+:mod:`hcrlc.selfsup`). ``init_checkpoint`` is a ``best.pt`` whose weights, less those under the ``init_skip``
+prefixes, are loaded with ``strict=False``; every loaded key must exist in the network with the same shape,
+and a layer that is frozen must be loaded, never left at its random initialisation. A checkpoint of the same
+model also hands on its loss weighting (the log-variances). ``trainable`` (parameter-name prefixes such as
+``"decoder"`` or ``"classifier.head"``) freezes every other parameter: ``requires_grad`` False and not in the
+optimiser; the modules that hold no trainable layer stay in eval mode, so their BatchNorm running statistics
+do not move either. The loss weighting always trains.
 
 **Files.** ``out_dir/best.pt`` and ``out_dir/metrics.csv`` are written once, atomically, at the very end:
 Snakemake treats declared outputs that exist after a killed job as incomplete, so they must not appear early.
 Everything a run needs to continue lives in ``out_dir/resume/state.pt`` (model, optimiser, loss weighting,
 completed epoch, best metric and best weights, metric rows), rewritten atomically after every epoch and
-removed after success. It continues only a run of the same model, config, data sizes, init checkpoint (SHA-256),
-``init_skip`` and ``trainable`` set. ``best.pt`` holds only tensors and plain Python values and loads with
-``torch.load(weights_only=True)``; read it with :func:`load_checkpoint` / :func:`load_model`, which check that
-it belongs to the expected model.
+removed after success. It continues only a run of the same model, config, data sizes, init checkpoint
+(SHA-256), ``init_skip`` and ``trainable`` set. ``best.pt`` holds only tensors and plain Python values and
+loads with ``torch.load(weights_only=True)``; read it with :func:`load_checkpoint` / :func:`load_model`, which
+check that it belongs to the expected model.
 
 **Exact resume.** Nothing random depends on how many epochs ran in this process: the model is initialised from
 ``seed``; epoch ``e`` shuffles with a generator seeded by ``(seed, e)`` and re-seeds torch, numpy and Python's
@@ -107,6 +108,7 @@ __all__ = [
     "TrainingObjective",
     "check_resume_identity",
     "distributed_context",
+    "file_sha256",
     "launch_command",
     "load_checkpoint",
     "load_model",
@@ -330,9 +332,10 @@ class TrainingObjective(nn.Module):
 
     ``forward(x, s2, mask, y)`` takes a batch — ``x`` ``(N, 15, H, W)`` (13 cloudy S2 bands in [0, 1], 2 S1),
     ``s2`` ``(N, 13, H, W)`` clear target in [0, 1], ``mask`` ``(N, 1, H, W)`` in {0, 1}, ``y`` ``(N, 10)``
-    multi-hot (``pretext``: ``s2`` and ``mask`` None, ``y`` ``(N,)`` int64 directions) — and returns ``(loss, outputs)``: the scalar float32 loss of model ``name`` (table in the
-    module docstring) and the network's output dict. The uncertainty weighting's log-variances are parameters
-    of this module, not of ``model``, so DDP averages their gradients too.
+    multi-hot (``pretext``: ``s2`` and ``mask`` None, ``y`` ``(N,)`` int64 directions) — and returns
+    ``(loss, outputs)``: the scalar float32 loss of model ``name`` (table in the module docstring) and the
+    network's output dict. The uncertainty weighting's log-variances are parameters of this module, not of
+    ``model``, so DDP averages their gradients too.
     """
 
     def __init__(self, name: str, model: nn.Module, weighting: nn.Module | None) -> None:
@@ -433,7 +436,8 @@ def _differences(
     return [f"{k}: {found.get(k)!r} → {expected.get(k)!r}" for k in keys if found.get(k) != expected.get(k)]
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (identifies the checkpoints a run starts from)."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 24), b""):
@@ -469,7 +473,7 @@ def check_resume_identity(state: Mapping[str, Any], identity: Mapping[str, Any],
 
 
 def _under(name: str, prefixes: Sequence[str]) -> bool:
-    """Whether the dotted ``name`` is one of ``prefixes`` or lies below one (``"decoder"`` ∋ ``"decoder.x"``)."""
+    """Whether the dotted ``name`` is one of ``prefixes`` or lies below one (``decoder`` ∋ ``decoder.x``)."""
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
@@ -483,8 +487,8 @@ def _load_init(
 ) -> str:
     """Load ``path``'s weights except those under ``skip`` into ``model``; return the file's SHA-256.
 
-    Every loaded key must exist in ``model`` with the same shape; with ``trainable`` set, every key left at its
-    initialisation must be trainable. A checkpoint of model ``name`` also sets ``weighting``.
+    Every loaded key must exist in ``model`` with the same shape; with ``trainable`` set, every key left at
+    its initialisation must be trainable. A checkpoint of model ``name`` also sets ``weighting``.
     """
     ckpt = load_checkpoint(path)
     stored = ckpt["state_dict"]
@@ -514,7 +518,7 @@ def _load_init(
         weighting.load_state_dict(ckpt["weighting"])
     log.info("%s: %d tensors from %s (%s, epoch %d); newly initialised: %s", name, len(loaded), path,
              ckpt["model_name"], ckpt["epoch"], sorted({k.rsplit(".", 1)[0] for k in new}) or "none")
-    return _file_sha256(path)
+    return file_sha256(path)
 
 
 def _freeze_all_but(model: nn.Module, trainable: Sequence[str]) -> None:
@@ -667,15 +671,15 @@ def train_model(
         progress: draw tqdm progress bars on stderr.
 
     Returns:
-        ``model_name``, ``metric`` (``val_f1``, ``val_psnr`` or, for ``pretext``, ``val_acc``) and ``rank``; on
-        rank 0 also ``best_epoch``, ``best_value``, ``metrics`` (one dict per epoch) and ``best_path``,
-        ``metrics_path``.
+        ``model_name``, ``metric`` (``val_f1``, ``val_psnr`` or, for ``pretext``, ``val_acc``) and
+        ``rank``; on rank 0 also ``best_epoch``, ``best_value``, ``metrics`` (one dict per epoch) and
+        ``best_path``, ``metrics_path``.
 
     Raises:
-        ConfigError: unknown model or config key, wrong ``hcr_checkpoint`` use, unusable shapes, a ``trainable``
-            or ``init_skip`` prefix that matches nothing.
-        CheckpointError: ``out_dir/resume/state.pt`` belongs to another model, config or init; ``hcr_checkpoint``
-            or ``init_checkpoint`` does not fit the network.
+        ConfigError: unknown model or config key, wrong ``hcr_checkpoint`` use, unusable shapes, a
+            ``trainable`` or ``init_skip`` prefix that matches nothing.
+        CheckpointError: ``out_dir/resume/state.pt`` belongs to another model, config or init;
+            ``hcr_checkpoint`` or ``init_checkpoint`` does not fit the network.
         TrainingError: ``device: cuda`` without CUDA; a non-finite loss (the last epoch's resume state is
             kept).
     """
@@ -765,7 +769,7 @@ def _train(
     if hcr_checkpoint is not None:
         hcr = load_checkpoint(hcr_checkpoint, expected_name="hcr_net")
         model.load_hcr_state(hcr["state_dict"])
-        hcr_sha256 = _file_sha256(Path(hcr_checkpoint))
+        hcr_sha256 = file_sha256(Path(hcr_checkpoint))
     weighting = None if name == PRETEXT else make_weighting(name)
     if trainable is not None:
         _freeze_all_but(model, trainable)
@@ -842,7 +846,8 @@ def _train(
         "generator": torch.Generator().manual_seed(seed),  # worker seeds must not draw from the global RNG
     }
     redraws = hasattr(train_ds, "set_epoch")  # its workers must see each epoch's set_epoch
-    train_options = dict(loader_options, persistent_workers=loader_options["persistent_workers"] and not redraws)
+    persistent = loader_options["persistent_workers"] and not redraws
+    train_options = dict(loader_options, persistent_workers=persistent)
     train_loader = DataLoader(train_ds, batch_sampler=sampler, **train_options)
     val_loader = DataLoader(val_ds, batch_size=cfg["batch_size"], shuffle=False, **loader_options)
     writer = _tensorboard_writer(out_dir / "tensorboard") if ctx.is_main else None

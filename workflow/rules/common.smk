@@ -101,3 +101,10 @@ PACKED = {
 CONFIG_HASH = hashlib.sha256(
     json.dumps(config, sort_keys=True, default=str).encode()
 ).hexdigest()[:12]
+
+SSL_RUNS = [
+    f"ssl_{mode}_{fraction}"
+    for mode in ("on", "off")
+    for fraction in config["ssl"]["label_fractions"]
+]
+EVAL_RUNS = ALL_RUNS + SSL_RUNS

@@ -25,4 +25,4 @@ rule evaluate_model:
 
 rule evaluate:
     input:
-        expand("results/eval/{run}/metrics.json", run=ALL_RUNS),
+        expand("results/eval/{run}/metrics.json", run=EVAL_RUNS),

@@ -8,6 +8,11 @@ rule table2:
             category="Tables",
         ),
         md="results/tables/table2.md",
+        html=report(
+            "results/tables/table2.html",
+            caption="../report/table2.rst",
+            category="Tables",
+        ),
     log:
         "results/logs/table2.log",
     conda:
@@ -70,3 +75,4 @@ rule figures:
         "results/tables/table2.csv",
         "results/figures/fig1.png",
         "results/figures/fig3.png",
+        "results/figures/fig4.png",

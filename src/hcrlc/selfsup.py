@@ -1,0 +1,262 @@
+"""Self-supervised pre-training, the three-stage schedule of paper §4 and the label-fraction study (Fig. 4).
+
+========  ==============================================  ==================  ============================
+stage     network, initialised from                       trains              epochs [P]
+========  ==============================================  ==================  ============================
+pretext   encoder + classification branch with a 4-way    everything          ``ssl.pretext_epochs`` (20)
+          head (``build_model("lc_net", n_classes=4)``),
+          seeded
+frozen    HCR&LC-Net; the pretext ``best.pt`` less its    :data:`NEW_LAYERS`  ``ssl.frozen_epochs`` (5)
+          head (:data:`PRETEXT_SKIP`)
+finetune  HCR&LC-Net; the frozen stage's ``best.pt``      everything          ``ssl.finetune_epochs`` (10)
+========  ==============================================  ==================  ============================
+
+``ssl_on_{f}`` runs the frozen and fine-tuning stages on the labelled subset of ``f`` % of the training split;
+``ssl_off_{f}`` trains the same network from its seeded initialisation, all layers, for as many epochs
+(``frozen_epochs + finetune_epochs``) on the same subset. Both validate on the whole validation split.
+
+**Decisions** (the paper does not say; the authors' code has no pretext code):
+
+* *Downstream network: HCR&LC-Net with uncertainty weighting* (``hcr_lc_uncertain``). §4 pre-trains "the
+  classification part" and then adds "the new HCR layers", so the network that is fine-tuned has both branches
+  on the shared encoder: an HCR&LC-Net. Of its two loss weightings the uncertainty weighting is the paper's
+  proposed multi-task model, the better of the two in Table 2 (F1 0.6847), and the one whose 100 % F1 Fig. 4
+  improves on (≈ 0.703 with the pretext).
+* *What the pretext hands on*: the encoder and the classification convs. Its 4-way head (``classifier.head``)
+  does not fit the 10 classes; it, the decoder and the reconstruction head are new (:data:`NEW_LAYERS`) and
+  are the only layers the frozen stage trains. The loss weighting's log-variances start at 0 and train
+  throughout. Frozen layers keep ``requires_grad`` False, are not in the optimiser, and stay in eval mode
+  (their BatchNorm statistics are the pretext's); see :func:`hcrlc.training.train_model`.
+* *The fine-tuning stage starts from the frozen stage's best epoch*, as every stage ends in a ``best.pt``
+  chosen on validation micro-F1 — the rule that selects every model of this project — and it continues that
+  stage's loss weighting; its Adam state is fresh (the optimiser now holds other parameters). With
+  ``frozen_epochs: 0`` it starts from the pretext directly.
+* *The run's model is its best epoch over both stages* by validation micro-F1, like ``ssl_off``'s over all its
+  epochs: both runs are selected by the same rule over the same epoch budget.
+* *Pretext data.* Training anchors are the training split, and their neighbours too: no validation image
+  trains any network, not even without labels. Validation anchors are the validation split with neighbours
+  from training and validation patches of the same scene — the validation split is a random 10 % of the
+  patches, so two of them rarely neighbour each other — and their direction is drawn once (epoch 0), so every
+  epoch is scored on the same pairs. Test scenes are never used. Anchors without a neighbour are left out.
+* *Seeds.* A run's ``seed`` draws its labelled subset (:func:`~hcrlc.pretext.nested_label_subsets`: the same
+  seed gives nested subsets, 25 % ⊂ 50 % ⊂ 75 % ⊂ 100 %, and the same subset to ``ssl_on`` and ``ssl_off``),
+  initialises, shuffles and, in the pretext, draws directions; it replaces ``train_cfg["seed"]``.
+
+**Files.** ``out_dir/best.pt`` (a :func:`~hcrlc.training.load_model`-able ``hcr_lc_uncertain`` checkpoint; its
+``epoch`` counts over the whole run, ``stage`` names the stage it comes from) and ``out_dir/metrics.csv`` (one
+row per epoch: ``stage``, the run's ``epoch``, ``stage_epoch``, then the training columns) are written once,
+at the end. Until then ``out_dir/resume/`` holds ``run.pt`` (the run's identity: config, fraction, subset
+size, pretext SHA-256) and one folder per stage, in which :func:`~hcrlc.training.train_model` trains; a killed
+job continues in the stage and epoch where it stopped, and a run of another config is refused
+(:class:`CheckpointError`).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Subset
+
+from hcrlc.data.dataset import TripletDataset, load_index
+from hcrlc.errors import ConfigError
+from hcrlc.models import resolve_model_config
+from hcrlc.paper import LABEL_FRACTIONS
+from hcrlc.pretext import PretextDataset, nested_label_subsets
+from hcrlc.training import (
+    PRETEXT,
+    RESUME_FORMAT,
+    check_resume_identity,
+    file_sha256,
+    load_checkpoint,
+    resolve_training_config,
+    save_atomically,
+    train_model,
+    write_metrics_csv,
+)
+
+__all__ = ["NEW_LAYERS", "PRETEXT_SKIP", "SSL_MODEL", "pretext_datasets", "pretext_job", "ssl_job"]
+
+log = logging.getLogger(__name__)
+
+#: The downstream network of the self-supervised schedule (module docstring).
+SSL_MODEL = "hcr_lc_uncertain"
+#: Pretext weights that do not carry over: the 4-way direction head.
+PRETEXT_SKIP = ("classifier.head",)
+#: The layers the pretext network lacks: the only ones the frozen stage trains.
+NEW_LAYERS = ("decoder", "recon_head", "classifier.head")
+STAGE_COLUMNS = ("stage", "epoch", "stage_epoch")
+
+
+def pretext_datasets(
+    index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path, seed: int
+) -> tuple[PretextDataset, PretextDataset]:
+    """(train, validation) pretext data sets of the index; anchors and neighbours: module docstring."""
+    frame = load_index(index_path)
+    pool = frame[frame["split"].isin(["train", "val"])].reset_index(drop=True)
+    train = pool[pool["split"] == "train"]
+    train_ds = PretextDataset(train, shards_dir, masks_dir, seed=seed)
+    val_anchor = (pool["split"] == "val").to_numpy()
+    val_ds = PretextDataset(pool, shards_dir, masks_dir, seed=seed, anchor=val_anchor)
+    return train_ds, val_ds
+
+
+def pretext_job(
+    index_path: str | Path,
+    shards_dir: str | Path,
+    masks_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    model_cfg: Mapping[str, Any] | None,
+    train_cfg: Mapping[str, Any] | None,
+    epochs: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Stage 1: train the pretext network; ``out_dir/best.pt`` is its best epoch by validation accuracy.
+
+    ``train_cfg`` is the config's ``training`` section with the ``models.pretext`` overrides; ``epochs`` and
+    ``seed`` replace its own. Returns :func:`~hcrlc.training.train_model`'s summary plus ``n_train`` and
+    ``n_val``.
+    """
+    train_ds, val_ds = pretext_datasets(index_path, shards_dir, masks_dir, seed)
+    log.info("pretext: %d train / %d val anchors", len(train_ds), len(val_ds))
+    summary = train_model(PRETEXT, train_ds, val_ds, out_dir, model_cfg=model_cfg,
+                          train_cfg={**(train_cfg or {}), "epochs": epochs, "seed": seed})
+    return summary | {"n_train": len(train_ds), "n_val": len(val_ds)}
+
+
+def ssl_job(
+    run: str,
+    index_path: str | Path,
+    shards_dir: str | Path,
+    masks_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    model_cfg: Mapping[str, Any] | None,
+    train_cfg: Mapping[str, Any] | None,
+    fraction: int,
+    pretext_checkpoint: str | Path | None,
+    frozen_epochs: int,
+    finetune_epochs: int,
+    seed: int,
+) -> dict[str, Any]:
+    """``ssl_on_*`` (frozen + fine-tuning stages from ``pretext_checkpoint``) or ``ssl_off_*`` (from scratch).
+
+    Args:
+        run: the run's name, ``ssl_on_…`` with a ``pretext_checkpoint`` or ``ssl_off_…`` without.
+        index_path, shards_dir, masks_dir: the data stage's outputs.
+        out_dir: receives ``best.pt`` and ``metrics.csv`` at the end; ``out_dir/resume/`` meanwhile.
+        model_cfg: the config's ``model`` section; train_cfg: ``training`` with the ``models.ssl`` overrides
+            (its ``epochs`` and ``seed`` are replaced).
+        fraction: percent of the training split that keeps its labels, one of 25, 50, 75, 100.
+        pretext_checkpoint: the pretext's ``best.pt`` (ssl_on) or None (ssl_off).
+        frozen_epochs, finetune_epochs: epochs of the two stages; ssl_off trains their sum.
+        seed: draws the labelled subset and seeds training (module docstring).
+
+    Returns:
+        ``run``, ``best_stage``, ``best_epoch`` (over the whole run), ``best_value`` (validation micro-F1),
+        ``n_train`` (the labelled subset), ``n_val``, ``metrics`` (one dict per epoch), ``best_path``,
+        ``metrics_path``.
+    """
+    ssl_on = pretext_checkpoint is not None
+    if not run.startswith("ssl_on_" if ssl_on else "ssl_off_"):
+        raise ConfigError(
+            f"run {run!r}: ssl_on_… runs start from a pretext checkpoint and ssl_off_… runs from scratch; "
+            f"got pretext_checkpoint={pretext_checkpoint!r}"
+        )
+    if fraction not in LABEL_FRACTIONS:
+        raise ConfigError(f"label fraction {fraction} % is not one of Fig. 4's {list(LABEL_FRACTIONS)}")
+    if frozen_epochs < 0 or finetune_epochs < 1:
+        raise ConfigError(f"ssl needs frozen_epochs >= 0 and finetune_epochs >= 1, got {frozen_epochs} and "
+                          f"{finetune_epochs}")
+    out_dir = Path(out_dir)
+    resume_dir = out_dir / "resume"
+
+    train_split = TripletDataset(load_index(index_path, "train"), shards_dir, masks_dir)
+    val_ds = TripletDataset(load_index(index_path, "val"), shards_dir, masks_dir)
+    rows = nested_label_subsets(len(train_split), list(LABEL_FRACTIONS), seed)[fraction]
+    train_ds = Subset(train_split, rows.tolist())
+    log.info("%s: %d of %d labelled training patches (%d %%), %d val", run, len(train_ds), len(train_split),
+             fraction, len(val_ds))
+
+    model_cfg = resolve_model_config(model_cfg)
+    cfg = resolve_training_config({**(train_cfg or {}), "seed": seed})
+    pretext_sha256 = None
+    if ssl_on:
+        load_checkpoint(pretext_checkpoint, expected_name=PRETEXT)
+        pretext_sha256 = file_sha256(Path(pretext_checkpoint))
+    _check_run_identity(resume_dir / "run.pt", {
+        "model_name": run,
+        "model_cfg": model_cfg,
+        "train_cfg": {k: v for k, v in cfg.items() if k != "epochs"},  # each stage sets its own
+        "label_fraction": fraction,
+        "n_train": len(train_ds),
+        "n_val": len(val_ds),
+        "pretext_checkpoint_sha256": pretext_sha256,
+        "frozen_epochs": frozen_epochs,
+        "finetune_epochs": finetune_epochs,
+    })
+
+    def stage(stage_name: str, epochs: int, **init: Any) -> tuple[str, int, Path]:
+        stage_dir = resume_dir / stage_name
+        if (stage_dir / "best.pt").is_file() and not (stage_dir / "resume" / "state.pt").is_file():
+            log.info("%s: stage %s already complete in %s", run, stage_name, stage_dir)
+        else:
+            log.info("%s: stage %s, %d epoch(s)", run, stage_name, epochs)
+            train_model(SSL_MODEL, train_ds, val_ds, stage_dir, model_cfg=model_cfg,
+                        train_cfg={**cfg, "epochs": epochs}, **init)
+        return stage_name, epochs, stage_dir / "best.pt"
+
+    if not ssl_on:
+        stages = [stage("scratch", frozen_epochs + finetune_epochs)]
+    elif frozen_epochs == 0:
+        stages = [stage("finetune", finetune_epochs, init_checkpoint=pretext_checkpoint,
+                        init_skip=PRETEXT_SKIP)]
+    else:
+        frozen = stage("frozen", frozen_epochs, init_checkpoint=pretext_checkpoint, init_skip=PRETEXT_SKIP,
+                       trainable=NEW_LAYERS)
+        stages = [frozen, stage("finetune", finetune_epochs, init_checkpoint=frozen[2])]
+    return _write_run_outputs(run, stages, out_dir, extra={
+        "label_fraction": fraction, "n_train": len(train_ds), "n_val": len(val_ds),
+        "pretext_checkpoint_sha256": pretext_sha256})
+
+
+def _check_run_identity(path: Path, identity: dict[str, Any]) -> None:
+    """Refuse to continue stages of a run with another identity; record the identity of a new run."""
+    if path.is_file():
+        check_resume_identity(torch.load(path, map_location="cpu", weights_only=True), identity, path)
+    else:
+        save_atomically({"format": RESUME_FORMAT, "identity": identity}, path)
+
+
+def _write_run_outputs(
+    run: str, stages: list[tuple[str, int, Path]], out_dir: Path, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Join the stages' metrics, pick the run's best epoch, write metrics.csv and best.pt, clean up."""
+    rows: list[dict[str, Any]] = []
+    candidates: list[dict[str, Any]] = []
+    offset = 0
+    for stage_name, epochs, stage_best in stages:
+        ckpt = load_checkpoint(stage_best, expected_name=SSL_MODEL)
+        candidates.append(ckpt | {"epoch": offset + ckpt["epoch"], "stage": stage_name})
+        with (stage_best.parent / "metrics.csv").open(newline="") as f:
+            for row in csv.DictReader(f):
+                rows.append({"stage": stage_name, "epoch": offset + int(row["epoch"]),
+                             "stage_epoch": int(row["epoch"]),
+                             **{k: float(v) if v != "" else None for k, v in row.items() if k != "epoch"}})
+        offset += epochs
+    best = max(candidates, key=lambda c: c["value"])  # the first maximum: an earlier epoch wins a tie
+    columns = STAGE_COLUMNS + tuple(k for k in rows[0] if k not in STAGE_COLUMNS)
+    metrics_path, best_path = out_dir / "metrics.csv", out_dir / "best.pt"
+    write_metrics_csv(rows, metrics_path, columns)
+    save_atomically(best | {"run": run, **extra}, best_path)
+    shutil.rmtree(out_dir / "resume", ignore_errors=True)
+    log.info("%s: best val_f1 %.5g at epoch %d (stage %s) -> %s", run, best["value"], best["epoch"],
+             best["stage"], best_path)
+    return {"run": run, "best_stage": best["stage"], "best_epoch": best["epoch"], "best_value": best["value"],
+            "metrics": rows, "best_path": best_path, "metrics_path": metrics_path, **extra}

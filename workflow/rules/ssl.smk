@@ -1,0 +1,76 @@
+rule pretext:
+    input:
+        **PACKED,
+    output:
+        best="results/models/pretext/best.pt",
+        metrics="results/models/pretext/metrics.csv",
+    log:
+        "results/logs/train/pretext.log",
+    benchmark:
+        "results/benchmarks/train/pretext.tsv"
+    conda:
+        CONDA_ENV
+    threads: threads_of("train")
+    resources:
+        **resources_of("train"),
+    params:
+        model_cfg=config["model"],
+        train_cfg={**config["training"], **config["models"].get("pretext", {})},
+        epochs=config["ssl"]["pretext_epochs"],
+        seed=config["ssl"]["seed"],
+    script:
+        "../scripts/pretext.py"
+
+
+rule ssl_run:
+    input:
+        **PACKED,
+        pretext=lambda w: (["results/models/pretext/best.pt"] if w.mode == "on" else []),
+    output:
+        best="results/models/ssl_{mode}_{fraction}/best.pt",
+        metrics="results/models/ssl_{mode}_{fraction}/metrics.csv",
+    log:
+        "results/logs/train/ssl_{mode}_{fraction}.log",
+    benchmark:
+        "results/benchmarks/train/ssl_{mode}_{fraction}.tsv"
+    wildcard_constraints:
+        mode="on|off",
+        fraction="25|50|75|100",
+    conda:
+        CONDA_ENV
+    threads: threads_of("train")
+    resources:
+        **resources_of("train"),
+    params:
+        model_cfg=config["model"],
+        train_cfg={**config["training"], **config["models"].get("ssl", {})},
+        ssl=config["ssl"],
+    script:
+        "../scripts/ssl_run.py"
+
+
+rule fig4:
+    input:
+        metrics=expand("results/eval/{run}/metrics.json", run=SSL_RUNS),
+    output:
+        png=report(
+            "results/figures/fig4.png",
+            caption="../report/fig4.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/fig4.pdf",
+    log:
+        "results/logs/fig4.log",
+    conda:
+        CONDA_ENV
+    params:
+        runs=SSL_RUNS,
+        source=DATA_SOURCE,
+    script:
+        "../scripts/fig4.py"
+
+
+rule ssl:
+    input:
+        expand("results/models/{run}/best.pt", run=SSL_RUNS),
+        "results/figures/fig4.png",
