@@ -11,7 +11,6 @@ overlay pointing at that tree, and prints wall time, peak RSS of the snakemake p
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import subprocess
 import sys

@@ -20,6 +20,17 @@ TINY_GRID = 2
 SMOKE = REPO / "configs" / "smoke.yaml"
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Every test runs torch on one thread: results do not depend on the core count, and shared CI cores stay fair."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_tree_master(tmp_path_factory) -> tuple[Path, Path, pd.DataFrame]:
     root = tmp_path_factory.mktemp("tree")

@@ -7,11 +7,10 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import rasterio
 
-from hcrlc.data.clouds import compute_scene_masks, unpack_masks
+from hcrlc.data.clouds import compute_scene_masks
 from hcrlc.data.dataset import TripletDataset, prepare_s1, prepare_s2
 from hcrlc.data.index import build_index, build_listing, summarize
 from hcrlc.data.labels import igbp_fractions_from_lc

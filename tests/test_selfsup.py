@@ -24,7 +24,6 @@ from test_training import (
     TINY,
     LearnableTriplets,
     NanAfter,
-    _one_thread,  # noqa: F401  (autouse: one torch thread per test)
     assert_same_tensors,
     read_metrics,
     train_cfg,

@@ -87,14 +87,6 @@ class NanAfter(LearnableTriplets):
         return item
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def hcr_checkpoint(tmp_path_factory) -> Path:
     """A trained (one epoch) tiny HCR-Net for HCR-Net + C-Net."""

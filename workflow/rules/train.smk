@@ -26,8 +26,13 @@ rule train_model:
 
 rule table1:
     output:
-        report(
+        csv=report(
             "results/tables/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+        ),
+        html=report(
+            "results/tables/table1.html",
             caption="../report/table1.rst",
             category="Tables",
         ),
