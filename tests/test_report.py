@@ -52,7 +52,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: what must be in the report whatever else the rules declare
-REQUIRED = {"Tables": {"table1.csv", "table2.csv"}, "Figures": {"fig1.png", "fig3.png"}}
+REQUIRED = {"Tables": {"table1.csv", "table1.html", "table2.csv", "table2.html"},
+            "Figures": {"fig1.png", "fig3.png", "fig4.png"}}
 REPORT_CALL = re.compile(r'report\(\s*"(?P<path>[^"]+)",\s*caption="(?P<caption>[^"]+)",\s*'
                          r'category="(?P<category>[^"]+)"')
 
@@ -167,6 +168,19 @@ def test_report_lists_both_tables_and_delivers_their_content(page, smoke_run, tm
     assert listed == set(ITEMS["Tables"]), listed
     page.screenshot(path=tmp_path / "tables_listing.png")
     for name, (out_path, caption) in sorted(ITEMS["Tables"].items()):
+        if name.endswith(".html"):
+            # an HTML table is shown inline, in a frame beside the listing
+            row(nav, name).locator("a[iconname=eye]").click()
+            page.wait_for_function(f"() => [...document.querySelectorAll('iframe')].some(f => "
+                                   f"f.src.includes('filename={name};'))")
+            frame = next(f for f in page.frames if f"filename={name};" in f.url)
+            content = frame.inner_text("body")
+            assert ("103851050" in content) if "table1" in name else ("LC-Net" in content and "synthetic" in content)
+            page.screenshot(path=tmp_path / f"{Path(name).stem}_shown.png")
+            assert_real_picture(tmp_path / f"{Path(name).stem}_shown.png", min_bytes=10_000)
+            show_info_and_check_caption(page, nav, name, caption)
+            nav.get_by_text("Tables", exact=True).click()
+            continue
         # a CSV's eye icon in the Snakemake report is a download link of the embedded file
         with page.expect_download() as download:
             row(nav, name).locator("a[iconname=eye]").click()
