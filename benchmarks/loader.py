@@ -58,6 +58,8 @@ def main() -> None:
     r = args.workdir / "results"
     frame = load_index(r / "data" / "index.parquet")
     frame = frame.iloc[np.random.default_rng(0).permutation(len(frame))[: args.n]].reset_index(drop=True)
+    for kind in ("s1", "s2", "s2_cloudy"):  # the index keeps paths as the workflow saw them (workdir-relative)
+        frame[kind] = [str(args.workdir / p) for p in frame[kind]]
     ours = TripletDataset(frame, r / "shards", r / "masks")
     masks = [unpack_masks(np.asarray(ours._arrays(ours._scene[i])["mask"][ours._row[i]])) for i in range(len(ours))]
 

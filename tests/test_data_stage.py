@@ -206,3 +206,25 @@ def test_raw_items_prepared_per_batch_equal_prepared_items(tiny_tree, tmp_path):
     assert raw[0]["s2_cloudy"].dtype == torch.uint16 and raw[0]["mask"].dtype == torch.uint8
     for key in ("x", "s2", "mask", "y", "cloud_fraction", "idx"):
         assert torch.equal(a[key], b[key]), key
+
+
+def test_training_on_raw_items_equals_training_on_prepared_items(tiny_tree, tmp_path):
+    """The GPU path (raw items, batch prepared on the device) trains exactly like the CPU path."""
+    import torch
+
+    from hcrlc.training import train_model
+
+    ms, cr, _ = tiny_tree
+    work = tmp_path / "work"
+    index, _ = run_stage(ms, cr, work)
+    cfg = {"widths": [4, 8, 16], "cls_widths": [8]}
+    train_cfg = {"epochs": 1, "batch_size": 2, "num_workers": 0, "device": "cpu", "deterministic": True}
+    out = {}
+    for raw in (False, True):
+        ds = {s: TripletDataset(index[index.split == s], work / "shards", work / "masks", raw=raw)
+              for s in ("train", "val")}
+        train_model("hcr_lc_equal", ds["train"], ds["val"], tmp_path / f"raw{raw}", model_cfg=cfg,
+                    train_cfg=train_cfg, progress=False)
+        out[raw] = torch.load(tmp_path / f"raw{raw}" / "best.pt", weights_only=True)["state_dict"]
+    for key, tensor in out[False].items():
+        assert torch.equal(tensor, out[True][key]), key

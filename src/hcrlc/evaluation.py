@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output, write_json
+from hcrlc.data.dataset import prepare_batch
 from hcrlc.errors import ConfigError, DataError
 from hcrlc.metrics import classification_metrics, mean_finite, reconstruction_metrics
 from hcrlc.models import LOGITS, RECON
@@ -138,7 +139,10 @@ def evaluate(
     try:
         with torch.inference_mode():
             for batch in tqdm(loader, desc=f"evaluate {model_name}", disable=not progress, unit="batch"):
-                out = model(batch["x"].to(device, non_blocking=True))
+                # raw items (stored DN, packed masks) are prepared on the device; prepared ones pass through
+                on_device = prepare_batch({k: batch[k].to(device, non_blocking=True)
+                                           for k in batch if k not in ("idx", "y", "cloud_fraction")})
+                out = model(on_device["x"])
                 idx = batch["idx"].numpy().astype(np.int64)
                 parts["idx"].append(idx)
                 parts["targets"].append(batch["y"].numpy() > 0.5)
@@ -147,7 +151,7 @@ def evaluate(
                     parts["probs"].append(torch.sigmoid(out[LOGITS].float()).cpu().numpy())
                 if RECON in heads:
                     recon = out[RECON]
-                    for key, values in reconstruction_metrics(recon, batch["s2"].to(device)).items():
+                    for key, values in reconstruction_metrics(recon, on_device["s2"]).items():
                         parts[key].append(values)
                     if wanted is not None:
                         for j in np.flatnonzero(np.isin(idx, wanted)):

@@ -26,18 +26,21 @@ log = logging.getLogger(__name__)
 
 
 def split_dataset(index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path, split: str,
-                  max_rows: int | None = None) -> TripletDataset:
-    """The TripletDataset of one split of ``index.parquet``."""
-    frame = load_index(index_path, split)
-    if max_rows is not None:
-        frame = frame.iloc[:max_rows]
-    return TripletDataset(frame, shards_dir, masks_dir)
+                  raw: bool = False) -> TripletDataset:
+    """The TripletDataset of one split of ``index.parquet``; ``raw`` items are prepared per batch on the device."""
+    return TripletDataset(load_index(index_path, split), shards_dir, masks_dir, raw=raw)
+
+
+def _prepare_on_device(device: str) -> bool:
+    """On a GPU the loader hands over stored bytes and the GPU prepares the batch; on a CPU per item is faster."""
+    return resolve_device(device).type == "cuda"
 
 
 def train_job(spec: dict[str, Any]) -> dict[str, Any]:
     """Train ``spec['model']`` on the index's train split, select on its val split (see train_model)."""
-    train_ds = split_dataset(spec["index"], spec["shards_dir"], spec["masks_dir"], "train")
-    val_ds = split_dataset(spec["index"], spec["shards_dir"], spec["masks_dir"], "val")
+    raw = _prepare_on_device(spec["train_cfg"].get("device", "auto"))
+    train_ds = split_dataset(spec["index"], spec["shards_dir"], spec["masks_dir"], "train", raw)
+    val_ds = split_dataset(spec["index"], spec["shards_dir"], spec["masks_dir"], "val", raw)
     log.info("%s: %d train / %d val samples", spec["run"], len(train_ds), len(val_ds))
     return train_model(spec["model"], train_ds, val_ds, spec["out_dir"], model_cfg=spec["model_cfg"],
                        train_cfg=spec["train_cfg"], hcr_checkpoint=spec.get("hcr_checkpoint"))
@@ -66,8 +69,8 @@ def evaluate_job(checkpoint: str | Path, index_path: str | Path, shards_dir: str
     Always writes ``examples.npz`` (so the rule's outputs are fixed): the chosen rows, plus reconstructions for
     models with a reconstruction head.
     """
-    test_ds = split_dataset(index_path, shards_dir, masks_dir, "test")
     device = resolve_device(device)
+    test_ds = split_dataset(index_path, shards_dir, masks_dir, "test", raw=device.type == "cuda")
     model = load_model(checkpoint, device=device)
     rows = choose_fig3_examples(test_ds.frame["cloud_fraction"].to_numpy(), min(n_examples, len(test_ds)),
                                 examples_seed)

@@ -85,6 +85,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
+from hcrlc.data.dataset import prepare_batch
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
 from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
 from hcrlc.models import LOGITS, RECON, build_model, resolve_model_config
@@ -599,7 +600,13 @@ def _validate(
 def _to_device(
     batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool
 ) -> list[torch.Tensor | None]:
-    """``x``, ``s2``, ``mask``, ``y`` of a batch on ``device`` (None for what it lacks: pretext batches)."""
+    """``x``, ``s2``, ``mask``, ``y`` of a batch on ``device`` (None for what it lacks: pretext batches).
+
+    A batch of raw items (``TripletDataset(raw=True)``: stored DN and packed masks) is prepared on ``device``, so
+    loader workers only copy bytes; prepared batches pass through unchanged.
+    """
+    if "x" not in batch:
+        batch = prepare_batch({k: v.to(device, non_blocking=True) for k, v in batch.items()})
     x = batch["x"].to(device, non_blocking=True)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -698,7 +705,7 @@ def train_model(
     if len(val_ds) == 0:
         raise ConfigError("the validation set is empty; set split.val_fraction so that val gets samples")
     sample = train_ds[0]
-    height, width = sample["x"].shape[-2:]
+    height, width = sample["x" if "x" in sample else "s2_cloudy"].shape[-2:]  # prepared or raw item
     if height != width:
         raise ConfigError(f"training needs square patches, got {height}x{width} px")
     if (name == PRETEXT) != (sample["y"].ndim == 0):
