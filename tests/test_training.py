@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from skimage.metrics import peak_signal_noise_ratio
 from torch.utils.data import Dataset
 
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
@@ -29,7 +28,6 @@ from hcrlc.training import (
     launch_command,
     load_checkpoint,
     load_model,
-    psnr_per_image,
     train_model,
 )
 
@@ -204,15 +202,6 @@ def test_ddp_shards_are_the_global_batches() -> None:
         assert single.global_batch_size(step) == len(whole)
     with pytest.raises(ConfigError, match="divisible"):
         EpochBatchSampler(21, 7, seed=5, world_size=2)
-
-
-def test_psnr_matches_scikit_image() -> None:
-    g = torch.Generator().manual_seed(0)
-    target = torch.rand(3, 13, 16, 16, generator=g)
-    pred = target + 0.05 * torch.randn(3, 13, 16, 16, generator=g)
-    expected = [peak_signal_noise_ratio(t.numpy(), p.numpy(), data_range=1.0)
-                for t, p in zip(target, pred, strict=True)]
-    np.testing.assert_allclose(psnr_per_image(pred, target).numpy(), expected, rtol=1e-6)
 
 
 # --- interruption and resume --------------------------------------------------------------------------------

@@ -86,6 +86,7 @@ from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
 from hcrlc.data.dataset import prepare_batch
+from hcrlc.metrics import psnr_per_image
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
 from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
 from hcrlc.models import LOGITS, RECON, build_model, resolve_model_config
@@ -113,7 +114,6 @@ __all__ = [
     "launch_command",
     "load_checkpoint",
     "load_model",
-    "psnr_per_image",
     "resolve_device",
     "resolve_training_config",
     "save_atomically",
@@ -545,16 +545,6 @@ def _frozen_modules(model: nn.Module, trainable: Sequence[str] | None) -> list[n
 # --- validation ---------------------------------------------------------------------------------------------
 
 
-def psnr_per_image(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """PSNR in dB of each image, data range 1: ``(N, C, H, W)`` pair on the [0, 1] scale → ``(N,)`` float64.
-
-    ``20·log10(1 / RMSE)`` over all bands and pixels of an image, as scikit-image's
-    ``peak_signal_noise_ratio(target, pred, data_range=1)``; the prediction is not clipped.
-    """
-    mse = (pred.double() - target.double()).square().mean(dim=tuple(range(1, pred.ndim)))
-    return 10.0 * torch.log10(1.0 / mse)
-
-
 @torch.no_grad()
 def _validate(
     objective: TrainingObjective,
@@ -584,7 +574,7 @@ def _validate(
             logits.append(out[LOGITS].float().cpu())
             targets.append(y.cpu())
         if want_psnr:
-            psnr.append(psnr_per_image(out[RECON].float(), s2).cpu())
+            psnr.append(torch.from_numpy(psnr_per_image(out[RECON].float(), s2)))
         if want_acc:
             n_correct += int((out[LOGITS].argmax(dim=1) == y).sum())
     f1 = None
