@@ -228,3 +228,18 @@ def test_training_on_raw_items_equals_training_on_prepared_items(tiny_tree, tmp_
         out[raw] = torch.load(tmp_path / f"raw{raw}" / "best.pt", weights_only=True)["state_dict"]
     for key, tensor in out[False].items():
         assert torch.equal(tensor, out[True][key]), key
+
+
+def test_scene_with_no_usable_triplet_yields_empty_outputs(tiny_tree, tmp_path):
+    """A scene folder of SEN12MS-CR whose patches have no SEN12MS counterpart still gets its (empty) scene files."""
+    ms, cr, _ = tiny_tree
+    listing, listing_excluded = build_listing(ms, cr)
+    empty = listing.iloc[:0]
+    table = scan_scene(empty, tmp_path / "shards" / "winter_99", progress=False)
+    cloud = compute_scene_masks(tmp_path / "shards" / "winter_99", tmp_path / "masks" / "winter_99", threshold=0.4,
+                                average_over=1, dilation_size=1, progress=False)
+    assert len(table) == 0 and len(cloud) == 0
+    assert np.load(tmp_path / "masks" / "winter_99" / "mask.npy").shape == (0, 8192)
+    index, excluded = build_index(listing.iloc[:0], listing_excluded, [table], [cloud], val_fraction=0.1, seed=0,
+                                  label_threshold=0.1)
+    assert len(index) == 0 and len(excluded) == len(listing_excluded)

@@ -49,6 +49,9 @@ _EXPECTED = {"s1": (S1_BANDS, "float32"), "s2": (S2_BANDS, "uint16"), "s2_cloudy
              "lc": (LC_BANDS, "uint16")}
 
 
+TABLE_COLUMNS = [*KEY, "row", "ok", "reason", "x0", "y0", "res", "crs", *IGBP_COLUMNS]
+
+
 class PatchRejected(Exception):
     """A patch fails a check; the message is the reason written to excluded.csv."""
 
@@ -147,7 +150,8 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
         for arr in targets.values():
             arr.flush()
         del targets
-    table = pd.DataFrame(rows)
+    # explicit columns: a scene whose patches all lack a counterpart in the other tree still gets a (0-row) table
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"ok": bool})
     with atomic_output(out_dir / "table.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     log.info("scene %s: %d patches packed, %d rejected", out_dir.name, int(table.ok.sum()), int((~table.ok).sum()))
