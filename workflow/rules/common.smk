@@ -35,7 +35,11 @@ def get_tree_inputs(wildcards):
 def resources_of(group):
     """Memory, runtime and GPUs of one group of jobs (config `resources`), as keyword arguments."""
     spec = config["resources"][group]
-    return {k: v for k, v in spec.items() if k != "threads"}
+    out = {k: v for k, v in spec.items() if k not in ("threads", "gpus")}
+    if spec.get("gpus"):
+        # the SLURM executor plugin turns `gpu` into sbatch --gpus (it ignores `gpus`)
+        out["gpu"] = spec["gpus"]
+    return out
 
 
 def threads_of(group):
