@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from hcrlc.data.clouds import unpack_masks
 from hcrlc.data.layout import scene_key
 from hcrlc.data.shards import open_shard
 from hcrlc.errors import DataError
@@ -110,7 +111,7 @@ class TripletDataset(Dataset):
         x = np.empty((cloudy.shape[0] + 2, *cloudy.shape[1:]), dtype=np.float32)
         prepare_s2(cloudy, out=x[: cloudy.shape[0]])
         x[cloudy.shape[0] :] = prepare_s1(a["s1"][r])
-        mask = np.unpackbits(a["mask"][r], count=x.shape[1] * x.shape[2]).reshape(1, *x.shape[1:])
+        mask = unpack_masks(a["mask"][r], size=x.shape[-1])[None]
         return {
             "x": torch.from_numpy(x),
             "s2": torch.from_numpy(prepare_s2(a["s2"][r])),

@@ -39,14 +39,11 @@ log = logging.getLogger(__name__)
 # GDAL would otherwise write .aux.xml side files next to raw data when statistics are touched: raw trees stay read-only.
 os.environ.setdefault("GDAL_PAM_ENABLED", "NO")
 
-ARRAYS: dict[str, tuple[int, type]] = {
-    "s1": (S1_BANDS, np.float32),
-    "s2": (S2_BANDS, np.uint16),
-    "s2_cloudy": (S2_BANDS, np.uint16),
-}
-SHARD_FILES = ("s1.npy", "s2.npy", "s2_cloudy.npy", "table.parquet")
+#: bands and dtype each file kind must have [MS]
 _EXPECTED = {"s1": (S1_BANDS, "float32"), "s2": (S2_BANDS, "uint16"), "s2_cloudy": (S2_BANDS, "uint16"),
              "lc": (LC_BANDS, "uint16")}
+#: the arrays a scene shard packs (lc is read only for its labels)
+ARRAYS: dict[str, tuple[int, np.dtype]] = {k: (b, np.dtype(d)) for k, (b, d) in _EXPECTED.items() if k != "lc"}
 
 
 TABLE_COLUMNS = [*KEY, "row", "ok", "reason", "x0", "y0", "res", "crs", *IGBP_COLUMNS]
