@@ -146,7 +146,7 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
                 rows.append(rec)
         for arr in targets.values():
             arr.flush()
-        del targets
+        targets.clear()  # drop the memmaps before the files are renamed into place
     # explicit columns: a scene whose patches all lack a counterpart in the other tree still gets a (0-row) table
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"ok": bool})
     with atomic_output(out_dir / "table.parquet") as tmp:
