@@ -196,6 +196,6 @@ def _summarise(arrays: dict[str, np.ndarray], heads: tuple[str, ...], n_test: in
 
 
 def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    with atomic_output(path) as tmp:
-        with tmp.open("wb") as f:  # a file object: np.savez would append ".npz" to the temporary name
-            np.savez(f, **arrays)
+    # a file object: np.savez would append ".npz" to the temporary name
+    with atomic_output(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)

@@ -147,9 +147,9 @@ def table2_markdown(frame: pd.DataFrame, source: str, config_hash: str) -> str:
         f"- Data source: **{source}**" + (" (generated data: the numbers are not comparable to the paper's)"
                                           if source == "synthetic" else ""),
         f"- Config hash: `{config_hash}`",
-        "- P, R, F1: micro averages (sigmoid >= 0.5). PSNR in dB, per image on [0, 1]. SSIM: as the authors "
+        ("- P, R, F1: micro averages (sigmoid >= 0.5). PSNR in dB, per image on [0, 1]. SSIM: as the authors "
         "coded it (3-D 7x7x7 window, data range 2); SSIM std.: per band, Gaussian σ 1.5, data range 1 "
-        "(not in the paper).",
+        "(not in the paper)."),
         "- Ours: mean ± sample std over seeds when there are several. Paper: Gu et al. 2022, Table 2.",
         "",
     ]

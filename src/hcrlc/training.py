@@ -86,9 +86,9 @@ from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
 from hcrlc.data.dataset import prepare_batch
-from hcrlc.metrics import psnr_per_image
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
 from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
+from hcrlc.metrics import psnr_per_image
 from hcrlc.models import LOGITS, RECON, build_model, resolve_model_config
 from hcrlc.paper import (
     BATCH_SIZE,

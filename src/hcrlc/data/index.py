@@ -136,7 +136,7 @@ def build_index(
 
 def summarize(index: pd.DataFrame, excluded: pd.DataFrame, source: str) -> dict:
     """Per split n and cloud coverage mean/std (fractions), with the paper's coverage beside ours."""
-    out: dict = {"source": source, "n_excluded": int(len(excluded)), "splits": {}}
+    out: dict = {"source": source, "n_excluded": len(excluded), "splits": {}}
     for split in ("train", "val", "test"):
         cf = index.loc[index["split"] == split, "cloud_fraction"].to_numpy(dtype=np.float64)
         out["splits"][split] = {

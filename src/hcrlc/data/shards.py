@@ -29,9 +29,9 @@ from rasterio.errors import RasterioError
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
+from hcrlc.data.index import IGBP_COLUMNS, KEY
 from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.errors import DataError
-from hcrlc.data.index import IGBP_COLUMNS, KEY
 from hcrlc.paper import LC_BANDS, PATCH_SIZE, S1_BANDS, S2_BANDS
 
 log = logging.getLogger(__name__)
@@ -141,9 +141,8 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
                     **dict(zip(IGBP_COLUMNS, got.igbp))}
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            for rec in tqdm(pool.map(work, range(n)), total=n, desc="scan", unit="patch", disable=not progress,
-                            mininterval=2):
-                rows.append(rec)
+            rows.extend(tqdm(pool.map(work, range(n)), total=n, desc="scan", unit="patch", disable=not progress,
+                             mininterval=2))
         for arr in targets.values():
             arr.flush()
         targets.clear()  # drop the memmaps before the files are renamed into place

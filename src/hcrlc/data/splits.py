@@ -22,7 +22,7 @@ def assign_split(keys: pd.DataFrame, val_fraction: float, seed: int) -> pd.Serie
     holdout = np.array([is_holdout(s, c) for s, c in zip(keys["season"], keys["scene"])], dtype=bool)
     split = pd.Series(np.where(holdout, "test", "train"), index=keys.index, dtype=object)
     train = keys.loc[~holdout].sort_values(["season", "scene", "patch"])
-    n_val = int(round(val_fraction * len(train)))
+    n_val = round(val_fraction * len(train))
     if n_val:
         rng = np.random.default_rng(seed)
         chosen = rng.choice(len(train), size=n_val, replace=False)

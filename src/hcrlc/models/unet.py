@@ -21,6 +21,7 @@ after dropping the ``classifier.head.*`` keys when the number of outputs differs
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -86,7 +87,7 @@ class Encoder(nn.Module):
     def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
         super().__init__()
         channels = [in_channels, *widths]
-        self.blocks = nn.ModuleList(_encoder_block(a, b) for a, b in zip(channels[:-1], channels[1:]))
+        self.blocks = nn.ModuleList(_encoder_block(a, b) for a, b in itertools.pairwise(channels))
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
