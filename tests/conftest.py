@@ -48,11 +48,13 @@ def tiny_tree(tiny_tree_master, tmp_path) -> tuple[Path, Path, pd.DataFrame]:
     return tmp_path / "SEN12MS", tmp_path / "SEN12MS-CR", patches
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in ``workdir`` (smoke config unless ``--configfile`` is among ``args``)."""
+def snakemake(workdir: Path, *args: str, check: bool = True, snakefile: Path = REPO / "Snakefile"
+              ) -> subprocess.CompletedProcess:
+    """Run the repository's workflow (or that of ``snakefile``) in ``workdir``; smoke config unless ``--configfile``
+    is among ``args``."""
     # targets and flags first: --configfile takes every word after it
     configs = [] if "--configfile" in args else ["--configfile", str(SMOKE)]
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2",
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), "--cores", "2",
            *args, *configs]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if check and proc.returncode != 0:

@@ -76,6 +76,17 @@ def test_missing_data_path_names_path_and_fix(tmp_path):
     assert "no_cr" in out and "data.sen12mscr" in out
 
 
+def test_download_runs_with_the_paths_overlay_before_the_trees_exist(tmp_path):
+    # the README's two commands take the same overlay: the trees it names appear only with the download
+    paths = overlay(tmp_path, {"data": {"sen12ms": str(tmp_path / "raw" / "SEN12MS"),
+                                        "sen12mscr": str(tmp_path / "raw" / "SEN12MS-CR")}})
+    paper = str(REPO / "configs" / "paper.yaml")
+    jobs = planned_jobs(snakemake(tmp_path, "-n", "download", "--configfile", paper, paths))
+    assert jobs == {"download": 1}, jobs
+    proc = snakemake(tmp_path, "-n", "--configfile", paper, paths, check=False)
+    assert proc.returncode != 0 and "snakemake download" in proc.stdout + proc.stderr
+
+
 @pytest.mark.slow
 def test_lint_is_clean():
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--lint",
@@ -103,12 +114,15 @@ def overlay(tmp_path: Path, content: dict) -> str:
 def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
     """Rule -> job count from the 'Job stats' table of a dry run."""
     out = proc.stdout + proc.stderr
-    table = out.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in out else ""
+    if "Job stats:" not in out:
+        return {}
+    # the table: a header, a dashed rule, then "rule count" rows up to the first blank line
+    rows = out.split("Job stats:")[1].split("-\n", 1)[1].split("\n\n")[0]
     counts = {}
-    for line in table.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
-            counts[parts[0]] = int(parts[1])
+    for line in rows.splitlines():
+        rule, count = line.split()
+        if rule != "total":
+            counts[rule] = int(count)
     return counts
 
 
@@ -147,6 +161,94 @@ def test_mask_threshold_reruns_masks_and_downstream_not_listing(smoke_run, tmp_p
     assert jobs.get("cloud_masks") == 3 and jobs.get("index") == 1, jobs
     assert jobs.get("train_model") == 5, jobs
     assert not {"listing", "shards", "synthetic_tree", "table1"} & set(jobs), jobs
+
+
+DATA_RULES = {"synthetic_tree", "listing", "shards", "cloud_masks", "index"}
+
+
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """The workflow and library copied with their modification times, for edits a test must not make in place."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ["Snakefile", "config.yaml"]:
+        shutil.copy2(REPO / name, copy / name)
+    for name in ["workflow", "src", "configs", "envs"]:
+        shutil.copytree(REPO / name, copy / name, ignore=ignore)
+    return copy
+
+
+def dry_run_of(repo: Path, workdir: Path) -> subprocess.CompletedProcess:
+    return snakemake(workdir, "-n", "--configfile", str(repo / "configs" / "smoke.yaml"),
+                     snakefile=repo / "Snakefile")
+
+
+@pytest.mark.slow
+def test_library_edit_reruns_exactly_the_rules_that_import_it(smoke_run, repo_copy):
+    # the copy is the same code: nothing to do, so the code hash does not depend on where the repository lies
+    assert "Nothing to be done" in dry_run_of(repo_copy, smoke_run).stdout
+    losses = repo_copy / "src" / "hcrlc" / "losses.py"
+    original = losses.read_text()
+
+    # comments, blank lines and spacing are not code
+    losses.write_text(original + "\n\n# a remark about CARL\n")
+    assert "Nothing to be done" in dry_run_of(repo_copy, smoke_run).stdout
+
+    # a real edit of the loss: every training that imports it, their evaluations and the figures; no data stage,
+    # and not Table 1 (parameter counts do not import the losses)
+    losses.write_text(original + "\nCARL_EDITED = True\n")
+    proc = dry_run_of(repo_copy, smoke_run)
+    jobs = planned_jobs(proc)
+    n_ssl = len(list((smoke_run / "results" / "models").glob("ssl_*")))  # with and without pretext per fraction
+    assert n_ssl >= 2
+    assert jobs.get("train_model") == 5 and jobs.get("pretext") == 1 and jobs.get("ssl_run") == n_ssl, jobs
+    assert jobs.get("evaluate_model") == 5 + n_ssl, jobs
+    assert not (DATA_RULES | {"table1"}) & set(jobs), jobs
+    assert "Params have changed" in proc.stdout
+
+    # an edit of the figure code: the figures only
+    losses.write_text(original)
+    figures = repo_copy / "src" / "hcrlc" / "figures.py"
+    figures.write_text(figures.read_text() + "\nFIGURES_EDITED = True\n")
+    jobs = planned_jobs(dry_run_of(repo_copy, smoke_run))
+    assert set(jobs) - {"all", "figures", "ssl"} == {"fig1", "fig3", "fig4"}, jobs
+
+
+@pytest.mark.slow
+def test_touched_workflow_script_reruns_its_rule_through_snakemakes_code_trigger(smoke_run, repo_copy):
+    # Snakemake compares a script's modification time with the outputs (documented in the README): a newer
+    # train.py reruns every train_model job, and what consumes their outputs -- but not the SSL runs (ssl_run.py)
+    script = repo_copy / "workflow" / "scripts" / "train.py"
+    later = time.time() + 5
+    os.utime(script, (later, later))
+    proc = dry_run_of(repo_copy, smoke_run)
+    jobs = planned_jobs(proc)
+    assert jobs.get("train_model") == 5 and jobs.get("evaluate_model") == 5, jobs
+    assert not ({"pretext", "ssl_run", "fig4", "table1"} | DATA_RULES) & set(jobs), jobs
+    assert "Code has changed since last execution" in proc.stdout
+
+
+@pytest.mark.slow
+def test_touched_small_inputs_do_not_rerun_but_changed_ones_do(smoke_run, tmp_path):
+    # Snakemake records checksums of inputs up to 1 MB: a newer modification time with the same content is no change
+    work = tmp_path / "work"
+    shutil.copytree(smoke_run, work, symlinks=True)
+    results = work / "results"
+    later = time.time() + 5
+    small = [p for p in results.rglob("*") if p.is_file() and p.stat().st_size < 1_000_000
+             and p.name != ".snakemake_timestamp" and not {"logs", "benchmarks"} & set(p.relative_to(results).parts)]
+    assert {"index.parquet", "summary.json", "metrics.json", "metrics.csv", "mask.npy"} <= {p.name for p in small}
+    for path in small:
+        os.utime(path, (later, later))
+    assert "Nothing to be done" in snakemake(work, "-n").stdout
+
+    metrics = results / "eval" / "lc_net" / "metrics.json"
+    values = json.loads(metrics.read_text())
+    values["f1"] = 0.5 if values["f1"] != 0.5 else 0.25
+    metrics.write_text(json.dumps(values))
+    jobs = planned_jobs(snakemake(work, "-n"))
+    assert set(jobs) - {"all"} == {"table2"}, jobs
 
 
 def _job_processes(workdir: Path, marker: str) -> list[int]:

@@ -1,4 +1,5 @@
-from hcrlc.data.layout import list_scenes, scene_key
+from hcrlc.data.layout import list_scenes, require_tree, scene_key
+from hcrlc.errors import DataError
 
 
 wildcard_constraints:
@@ -18,18 +19,30 @@ DATA_SOURCE = "synthetic" if SYNTHETIC else "real"
 
 
 def get_scenes():
-    """Scene keys (season_scene) that fan out per-scene jobs: from config, or from folder names of the real tree."""
+    """Scene keys (season_scene) that fan out per-scene jobs: from config, or from folder names of the real tree.
+
+    A real tree that does not exist yet gives no scenes here; the error is raised by the first job that reads the
+    trees (the listing), so that `snakemake download` can run with the paths overlay before the data is there.
+    """
     if SYNTHETIC:
         return list(config["synthetic"]["scenes"])
-    return [scene_key(season, scene) for season, scene in list_scenes(SEN12MSCR)]
+    try:
+        return [scene_key(season, scene) for season, scene in list_scenes(SEN12MSCR)]
+    except DataError:
+        return []
 
 
 SCENES = get_scenes()
 
 
 def get_tree_inputs(wildcards):
-    """The synthetic trees are outputs of a rule; real trees are used in place (read-only) and not tracked."""
-    return [SEN12MS, SEN12MSCR] if SYNTHETIC else []
+    """The synthetic trees are outputs of a rule; real trees are used in place (read-only) and not tracked,
+    but must exist when the DAG needs them (error names the path and the config key)."""
+    if SYNTHETIC:
+        return [SEN12MS, SEN12MSCR]
+    require_tree(SEN12MSCR, "SEN12MS-CR", "data.sen12mscr")
+    require_tree(SEN12MS, "SEN12MS", "data.sen12ms")
+    return []
 
 
 def resources_of(group):
@@ -112,3 +125,17 @@ SSL_RUNS = [
     for fraction in config["ssl"]["label_fractions"]
 ]
 EVAL_RUNS = ALL_RUNS + SSL_RUNS
+
+
+# --- provenance ---------------------------------------------------------------------------------------------------
+from hcrlc.provenance import code_version
+
+
+def code_of(*scripts):
+    """`params.code` of a rule: a hash of the library modules its scripts import (hcrlc.provenance), so that an
+    edit to, e.g., the loss reruns the trainings -- Snakemake's own code trigger sees only the script file.
+    """
+    return code_version(
+        *(Path(workflow.basedir) / "workflow" / "scripts" / s for s in scripts),
+        package_dir=Path(SRC) / "hcrlc",
+    )

@@ -11,6 +11,7 @@ rule synthetic_tree:
     resources:
         **resources_of("light"),
     params:
+        code=code_of("synthetic_tree.py"),
         cfg=config["synthetic"],
     script:
         "../scripts/synthetic_tree.py"
@@ -29,6 +30,7 @@ rule listing:
     resources:
         **resources_of("light"),
     params:
+        code=code_of("listing.py"),
         sen12ms=SEN12MS,
         sen12mscr=SEN12MSCR,
     script:
@@ -53,6 +55,8 @@ rule shards:
     threads: threads_of("shards")
     resources:
         **resources_of("shards"),
+    params:
+        code=code_of("shards.py"),
     script:
         "../scripts/shards.py"
 
@@ -75,6 +79,7 @@ rule index:
     resources:
         **resources_of("light"),
     params:
+        code=code_of("index.py"),
         split=config["split"],
         label_threshold=config["labels"]["threshold"],
         labels=config["data"]["labels"],

@@ -15,6 +15,7 @@ rule download:
         mem_mb=2000,
         runtime=config["download"]["runtime"],
     params:
+        code=code_of("download.py"),
         cfg=config["download"],
     script:
         "../scripts/download.py"

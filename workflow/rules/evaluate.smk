@@ -16,6 +16,7 @@ rule evaluate_model:
     resources:
         **resources_of("evaluate"),
     params:
+        code=code_of("evaluate.py"),
         batch_size=config["evaluate"]["batch_size"],
         n_examples=config["evaluate"]["fig3_examples"],
         device=config["training"]["device"],

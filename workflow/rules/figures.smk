@@ -18,6 +18,7 @@ rule table2:
     conda:
         CONDA_ENV
     params:
+        code=code_of("table2.py"),
         runs=RUNS,
         source=DATA_SOURCE,
         config_hash=CONFIG_HASH,
@@ -41,6 +42,7 @@ rule fig1:
     conda:
         CONDA_ENV
     params:
+        code=code_of("fig1.py"),
         models=CLASSIFIERS,
         bins=config["evaluate"]["fig1_bins"],
         subgroups=config["evaluate"]["fig1_subgroups"],
@@ -65,6 +67,7 @@ rule fig3:
     conda:
         CONDA_ENV
     params:
+        code=code_of("fig3.py"),
         source=DATA_SOURCE,
     script:
         "../scripts/fig3.py"

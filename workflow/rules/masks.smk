@@ -15,6 +15,7 @@ rule cloud_masks:
     resources:
         **resources_of("masks"),
     params:
+        code=code_of("cloud_masks.py"),
         masks=config["masks"],
     script:
         "../scripts/cloud_masks.py"

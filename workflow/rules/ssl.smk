@@ -14,6 +14,7 @@ rule pretext:
     resources:
         **resources_of("train"),
     params:
+        code=code_of("pretext.py"),
         model_cfg=config["model"],
         train_cfg={**config["training"], **config["models"].get("pretext", {})},
         epochs=config["ssl"]["pretext_epochs"],
@@ -42,6 +43,7 @@ rule ssl_run:
     resources:
         **resources_of("train"),
     params:
+        code=code_of("ssl_run.py"),
         model_cfg=config["model"],
         train_cfg={**config["training"], **config["models"].get("ssl", {})},
         ssl=config["ssl"],
@@ -64,6 +66,7 @@ rule fig4:
     conda:
         CONDA_ENV
     params:
+        code=code_of("fig4.py"),
         runs=SSL_RUNS,
         source=DATA_SOURCE,
     script:

@@ -17,6 +17,7 @@ rule train_model:
     resources:
         **resources_of("train"),
     params:
+        code=code_of("train.py", "train_ddp.py"),
         model=lambda w: run_parts(w.run)[0],
         model_cfg=config["model"],
         train_cfg=lambda w: training_config(w.run),
@@ -41,6 +42,7 @@ rule table1:
     conda:
         CONDA_ENV
     params:
+        code=code_of("table1.py"),
         model_cfg=config["model"],
     script:
         "../scripts/table1.py"

@@ -63,13 +63,14 @@ def parse_patch_filename(name: str) -> tuple[str, str, int, int] | None:
     return m["kind"], _STEM_TO_SEASON[m["stem"]], int(m["scene"]), int(m["patch"])
 
 
-def _require_dir(root: str | Path, dataset: str, config_key: str) -> Path:
+def require_tree(root: str | Path, dataset: str, config_key: str) -> Path:
     root = Path(root)
     if not root.is_dir():
         raise DataError(
             root,
             f"the {dataset} tree does not exist or is not a directory",
-            f"set `{config_key}` to the folder that holds the ROIs* season folders, or to null for synthetic data",
+            f"set `{config_key}` to the folder that holds the ROIs* season folders, or to null for synthetic data "
+            "(`snakemake download --configfile configs/paper.yaml` fetches the real trees)",
         )
     return root
 
@@ -107,7 +108,7 @@ _COLUMNS = ["season", "scene", "patch", "kind", "path"]
 
 def walk_sen12ms(root: str | Path) -> pd.DataFrame:
     """All patch files of a SEN12MS tree: columns season, scene, patch, kind (s1/s2/lc), path."""
-    root = _require_dir(root, "SEN12MS", "data.sen12ms")
+    root = require_tree(root, "SEN12MS", "data.sen12ms")
     rows: list[dict] = []
     for season, stem in SEASON_DIRS.items():
         season_dir = root / stem
@@ -124,7 +125,7 @@ def walk_sen12ms(root: str | Path) -> pd.DataFrame:
 
 def walk_sen12mscr(root: str | Path) -> pd.DataFrame:
     """All patch files of a SEN12MS-CR tree: columns season, scene, patch, kind (s1/s2/s2_cloudy), path."""
-    root = _require_dir(root, "SEN12MS-CR", "data.sen12mscr")
+    root = require_tree(root, "SEN12MS-CR", "data.sen12mscr")
     rows: list[dict] = []
     for season, stem in SEASON_DIRS.items():
         for kind in SEN12MSCR_KINDS:
@@ -144,7 +145,7 @@ def list_scenes(sen12mscr_root: str | Path) -> list[tuple[str, int]]:
 
     Used by the workflow to fan per-scene jobs out without reading any patch.
     """
-    root = _require_dir(sen12mscr_root, "SEN12MS-CR", "data.sen12mscr")
+    root = require_tree(sen12mscr_root, "SEN12MS-CR", "data.sen12mscr")
     scenes = []
     for season, stem in SEASON_DIRS.items():
         kind_dir = root / f"{stem}_s2_cloudy"
