@@ -70,6 +70,22 @@ def test_clean_tree_counts_match_independent_expectation(tiny_tree, tmp_path):
     assert tree_digest(ms, cr) == before
 
 
+def test_sen12ms_tree_with_only_lc_folders_gives_the_same_index(tiny_tree, tmp_path):
+    """Only the labels come from SEN12MS: its s1/s2 archives (~400 GB of the download) are not needed."""
+    import shutil
+
+    ms, cr, _ = tiny_tree
+    full, _ = run_stage(ms, cr, tmp_path / "full")
+    removed = [d for d in ms.glob("ROIs*/*") if d.is_dir() and d.name.split("_")[0] in ("s1", "s2")]
+    assert removed
+    for d in removed:
+        shutil.rmtree(d)
+    lc_only, _ = run_stage(ms, cr, tmp_path / "lc_only")
+    cols = ["season", "scene", "patch", "split", "s1", "s2", "s2_cloudy", "lc", "cloud_fraction", *TARGET_COLUMNS]
+    assert len(full) > 0
+    assert full[cols].reset_index(drop=True).equals(lc_only[cols].reset_index(drop=True))
+
+
 def test_bad_inputs_are_excluded_with_reasons(tiny_tree, tmp_path):
     ms, cr, patches = tiny_tree
     both = patches[patches.in_sen12ms & patches.in_sen12mscr].reset_index(drop=True)

@@ -259,6 +259,23 @@ def test_insufficient_disk_space_fails_before_downloading(server, tmp_path, monk
     assert server.log == []
 
 
+def test_extraction_checks_the_exact_unpacked_size_first(trees, tmp_path, monkeypatch):
+    _, _, files = trees
+    archive = tmp_path / "ROIs1158_spring_s2.tar.gz"
+    archive.write_bytes(files[("sen12ms", archive.name)])
+    with tarfile.open(archive) as tar:
+        unpacked = sum(m.size for m in tar.getmembers() if m.isfile())
+    assert unpacked > len(files[("sen12ms", archive.name)])  # more than the archive: why the early check is a floor
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=unpacked - 1))
+    with pytest.raises(DownloadError) as err:
+        safe_extract(archive, tmp_path / "out" / "SEN12MS", progress=False)
+    assert str(unpacked) in str(err.value) and archive.name in str(err.value)
+    assert not (tmp_path / "out" / "SEN12MS").exists()
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=unpacked))
+    assert safe_extract(archive, tmp_path / "out" / "SEN12MS", progress=False) > 0
+
+
 def test_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="empty"):
         download_all([], tmp_path)

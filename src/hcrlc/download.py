@@ -10,7 +10,8 @@ Everything here is driven by the config's ``download`` section (URLs live in the
   archive is unpacked into a temporary folder beside the tree and its entries are then renamed into place, so a
   failed or refused archive leaves nothing in the tree;
 * **disk space**: before any transfer, (archive + extracted) = 2 × the sum of known sizes (config ``size`` or the
-  HTTP ``Content-Length`` of a HEAD request) is compared with the free space, and the run stops early naming both.
+  HTTP ``Content-Length`` of a HEAD request) is compared with the free space, and the run stops early naming both;
+  before each extraction, the exact unpacked size (from the tar headers) is checked against the free space again.
 
 Layout under ``dir``::
 
@@ -289,6 +290,15 @@ def safe_extract(archive: str | Path, target: str | Path, progress: bool = True)
         with tarfile.open(archive, "r:*") as tar, tqdm(desc=f"extract {archive.name}", unit="file",
                                                        disable=not progress, mininterval=2) as bar:
             members = tar.getmembers()
+            # exact: the bytes this archive unpacks to, against the free space where it unpacks (the check before
+            # the transfers had to assume extracted = archive size; compressed GeoTIFFs unpack larger)
+            unpacked = sum(m.size for m in members if m.isfile())
+            free = shutil.disk_usage(target.parent).free
+            if unpacked > free:
+                raise DownloadError(f"not enough disk space to extract {archive}: its files need {unpacked} bytes "
+                                    f"({_human(unpacked)}), {free} bytes ({_human(free)}) free under {target.parent}; "
+                                    "nothing was extracted. Fix: free space (download.keep_archives: false removes "
+                                    "each archive once unpacked) and rerun; the download is not repeated")
             for m in members:
                 if _unsafe(m.name) or ((m.issym() or m.islnk()) and _unsafe(m.linkname)):
                     raise DataError(archive, f"unsafe tar member {m.name!r}"
