@@ -329,11 +329,11 @@ ssl_job("ssl_on_100", index, shards, masks, out, model_cfg={model_cfg!r}, train_
 FINETUNE = 10
 
 
-def ssl_on_100(packed: dict, out: Path, pretext: Path, **train_overrides) -> dict:
+def ssl_on_100(packed: dict, out: Path, pretext: Path, code_version: str | None = None, **train_overrides) -> dict:
     """The run SSL_SCRIPT makes, in this process."""
     return ssl_job("ssl_on_100", **packed, out_dir=out, model_cfg=TREE_TINY,
                    train_cfg={**tree_cfg(), **train_overrides}, fraction=100, pretext_checkpoint=pretext,
-                   frozen_epochs=1, finetune_epochs=FINETUNE, seed=0)
+                   frozen_epochs=1, finetune_epochs=FINETUNE, seed=0, code_version=code_version)
 
 
 @pytest.mark.slow
@@ -361,6 +361,9 @@ def test_sigkill_in_the_finetuning_stage_resumes_there(packed, tree_pretext, tmp
     # the finished frozen stage is not continued by a run with another config
     with pytest.raises(CheckpointError, match=r"training\.lr: 0\.01 → 0\.001.*delete the folder"):
         ssl_on_100(packed, killed, tree_pretext, lr=1e-3)
+    # nor by other code (the workflow passes its params.code)
+    with pytest.raises(CheckpointError, match=r"code_version: None → 'edited'"):
+        ssl_on_100(packed, killed, tree_pretext, code_version="edited")
     ssl_on_100(packed, killed, tree_pretext)
     assert "stage frozen already complete" in caplog.text
     assert f"resuming after epoch {killed_after}" in caplog.text

@@ -292,6 +292,10 @@ def test_resume_state_of_another_model_or_config_is_refused(tmp_path) -> None:
     with pytest.raises(CheckpointError, match=r"model\.widths"):
         train_model("lc_net", ds, val, tmp_path, model_cfg={**TINY, "widths": [4, 8, 16]},
                     train_cfg=train_cfg(), progress=False)
+    # a state written by other code (the workflow's params.code) is not continued either
+    with pytest.raises(CheckpointError, match=r"code_version: None → '0123abcd'.*delete the folder"):
+        train_model("lc_net", ds, val, tmp_path, model_cfg=TINY, train_cfg=train_cfg(), code_version="0123abcd",
+                    progress=False)
     # how the work is spread is not part of the identity
     train_model("lc_net", ds, val, tmp_path, model_cfg=TINY, train_cfg=train_cfg(gpus=2), progress=False)
     assert (tmp_path / "best.pt").is_file()

@@ -43,7 +43,8 @@ def train_job(spec: dict[str, Any]) -> dict[str, Any]:
     val_ds = split_dataset(spec["index"], spec["shards_dir"], spec["masks_dir"], "val", raw)
     log.info("%s: %d train / %d val samples", spec["run"], len(train_ds), len(val_ds))
     return train_model(spec["model"], train_ds, val_ds, spec["out_dir"], model_cfg=spec["model_cfg"],
-                       train_cfg=spec["train_cfg"], hcr_checkpoint=spec.get("hcr_checkpoint"))
+                       train_cfg=spec["train_cfg"], hcr_checkpoint=spec.get("hcr_checkpoint"),
+                       code_version=spec.get("code_version"))
 
 
 def launch_train_job(spec: dict[str, Any], ddp_entry: str | Path, log_path: str | Path | None) -> None:

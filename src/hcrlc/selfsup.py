@@ -116,6 +116,7 @@ def pretext_job(
     train_cfg: Mapping[str, Any] | None,
     epochs: int,
     seed: int,
+    code_version: str | None = None,
 ) -> dict[str, Any]:
     """Stage 1: train the pretext network; ``out_dir/best.pt`` is its best epoch by validation accuracy.
 
@@ -126,7 +127,8 @@ def pretext_job(
     train_ds, val_ds = pretext_datasets(index_path, shards_dir, masks_dir, seed)
     log.info("pretext: %d train / %d val anchors", len(train_ds), len(val_ds))
     summary = train_model(PRETEXT, train_ds, val_ds, out_dir, model_cfg=model_cfg,
-                          train_cfg={**(train_cfg or {}), "epochs": epochs, "seed": seed})
+                          train_cfg={**(train_cfg or {}), "epochs": epochs, "seed": seed},
+                          code_version=code_version)
     return summary | {"n_train": len(train_ds), "n_val": len(val_ds)}
 
 
@@ -144,6 +146,7 @@ def ssl_job(
     frozen_epochs: int,
     finetune_epochs: int,
     seed: int,
+    code_version: str | None = None,
 ) -> dict[str, Any]:
     """``ssl_on_*`` (frozen + fine-tuning stages from ``pretext_checkpoint``) or ``ssl_off_*`` (from scratch).
 
@@ -157,6 +160,8 @@ def ssl_job(
         pretext_checkpoint: the pretext's ``best.pt`` (ssl_on) or None (ssl_off).
         frozen_epochs, finetune_epochs: epochs of the two stages; ssl_off trains their sum.
         seed: draws the labelled subset and seeds training (module docstring).
+        code_version: the workflow's hash of the code (:mod:`hcrlc.provenance`); a run or stage left by other
+            code is refused rather than continued.
 
     Returns:
         ``run``, ``best_stage``, ``best_epoch`` (over the whole run), ``best_value`` (validation micro-F1),
@@ -200,6 +205,7 @@ def ssl_job(
         "pretext_checkpoint_sha256": pretext_sha256,
         "frozen_epochs": frozen_epochs,
         "finetune_epochs": finetune_epochs,
+        "code_version": code_version,
     })
 
     def stage(stage_name: str, epochs: int, **init: Any) -> tuple[str, int, Path]:
@@ -209,7 +215,7 @@ def ssl_job(
         else:
             log.info("%s: stage %s, %d epoch(s)", run, stage_name, epochs)
             train_model(SSL_MODEL, train_ds, val_ds, stage_dir, model_cfg=model_cfg,
-                        train_cfg={**cfg, "epochs": epochs}, **init)
+                        train_cfg={**cfg, "epochs": epochs}, code_version=code_version, **init)
         return stage_name, epochs, stage_dir / "best.pt"
 
     if not ssl_on:

@@ -649,6 +649,7 @@ def train_model(
     init_checkpoint: str | Path | None = None,
     init_skip: Sequence[str] = (),
     trainable: Sequence[str] | None = None,
+    code_version: str | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train model ``name``, pick its best epoch on ``val_ds``, write ``best.pt`` and ``metrics.csv``.
@@ -665,6 +666,8 @@ def train_model(
         init_checkpoint: a ``best.pt`` to start from instead of the seeded initialisation (module docstring).
         init_skip: parameter-name prefixes of ``init_checkpoint`` not to load (e.g. ``"classifier.head"``).
         trainable: parameter-name prefixes that train; None trains every parameter.
+        code_version: the workflow's hash of the code this run executes (:mod:`hcrlc.provenance`); part of
+            the resume identity, so a state written by other code is refused instead of continued.
         progress: draw tqdm progress bars on stderr.
 
     Returns:
@@ -675,7 +678,7 @@ def train_model(
     Raises:
         ConfigError: unknown model or config key, wrong ``hcr_checkpoint`` use, unusable shapes, a
             ``trainable`` or ``init_skip`` prefix that matches nothing.
-        CheckpointError: ``out_dir/resume/state.pt`` belongs to another model, config or init;
+        CheckpointError: ``out_dir/resume/state.pt`` belongs to another model, config, init or code version;
             ``hcr_checkpoint`` or ``init_checkpoint`` does not fit the network.
         TrainingError: ``device: cuda`` without CUDA; a non-finite loss (the last epoch's resume state is
             kept).
@@ -729,7 +732,7 @@ def train_model(
             return _train(name, train_ds, val_ds, out_dir, state_path, model_cfg, cfg, hcr_checkpoint,
                           progress, ctx=ctx, device=device, amp=amp, patch_size=patch_size,
                           n_classes=n_classes, init_checkpoint=init_checkpoint, init_skip=tuple(init_skip),
-                          trainable=None if trainable is None else tuple(trainable))
+                          trainable=None if trainable is None else tuple(trainable), code_version=code_version)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         torch.backends.cudnn.benchmark = benchmark_before
@@ -754,6 +757,7 @@ def _train(
     init_checkpoint: str | Path | None,
     init_skip: tuple[str, ...],
     trainable: tuple[str, ...] | None,
+    code_version: str | None,
 ) -> dict[str, Any]:
     """The body of :func:`train_model`, inside its device, process-group and determinism settings."""
     seed = cfg["seed"]
@@ -803,6 +807,7 @@ def _train(
         "init_checkpoint_sha256": init_sha256,
         "init_skip": sorted(init_skip) if init_checkpoint is not None else None,
         "trainable": sorted(trainable) if trainable is not None else None,
+        "code_version": code_version,
     }
     start_epoch, rows = 1, []
     best = {"epoch": 0, "value": -math.inf, "state_dict": None, "weighting": None}

@@ -14,4 +14,5 @@ with job_log(snakemake.log[0]):
         train_cfg=dict(p.train_cfg),
         epochs=p.epochs,
         seed=p.seed,
+        code_version=p.code,
     )

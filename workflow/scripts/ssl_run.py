@@ -18,4 +18,5 @@ with job_log(snakemake.log[0]):
         frozen_epochs=p.ssl["frozen_epochs"],
         finetune_epochs=p.ssl["finetune_epochs"],
         seed=p.ssl["seed"],
+        code_version=p.code,
     )

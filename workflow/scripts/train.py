@@ -15,5 +15,6 @@ with job_log(snakemake.log[0]):
         "model_cfg": dict(snakemake.params.model_cfg),
         "train_cfg": dict(snakemake.params.train_cfg),
         "hcr_checkpoint": snakemake.input.hcr[0] if snakemake.input.hcr else None,
+        "code_version": snakemake.params.code,
     }
     launch_train_job(spec, Path(snakemake.scriptdir) / "train_ddp.py", snakemake.log[0])
