@@ -5,7 +5,8 @@ imports, so an edit to, say, the CARL loss in ``hcrlc/losses.py`` would otherwis
 place. Each rule therefore passes ``params.code = code_version(script)``: a hash over the source of the script and of
 the ``hcrlc`` modules it imports, followed transitively through the package. A change to one of them changes the
 parameter and Snakemake's params trigger reruns exactly the rules whose scripts reach that module (and, through
-their outputs, everything downstream).
+their outputs, everything downstream). Because the hash covers the script's content too, the workflow profile
+(``profiles/default``) leaves out Snakemake's mtime-based code trigger: touching a file is not a change.
 
 The hash is taken over the token stream, so comments, blank lines and the amount of whitespace between tokens do
 not count; anything else (code, strings, docstrings) does. The import graph is read statically from the source
