@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import io
 import tokenize
 from functools import cache
 from pathlib import Path
@@ -31,19 +32,22 @@ _IGNORED = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING}
 
 def normalized_source(path: Path) -> str:
     """The source of ``path`` as its meaningful tokens, one line per logical line (comments and layout dropped)."""
+    return _normalized(path.read_bytes())
+
+
+def _normalized(source: bytes) -> str:
     out = []
-    with open(path, "rb") as f:
-        for tok in tokenize.tokenize(f.readline):
-            if tok.type in _IGNORED:
-                continue
-            if tok.type == tokenize.NEWLINE:
-                out.append("\n")
-            elif tok.type == tokenize.INDENT:
-                out.append("<indent>")
-            elif tok.type == tokenize.DEDENT:
-                out.append("<dedent>")
-            else:
-                out.append(tok.string)
+    for tok in tokenize.tokenize(io.BytesIO(source).readline):
+        if tok.type in _IGNORED:
+            continue
+        if tok.type == tokenize.NEWLINE:
+            out.append("\n")
+        elif tok.type == tokenize.INDENT:
+            out.append("<indent>")
+        elif tok.type == tokenize.DEDENT:
+            out.append("<dedent>")
+        else:
+            out.append(tok.string)
     return " ".join(out)
 
 
@@ -65,9 +69,11 @@ def _module_name(path: Path, package_dir: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imported_names(path: Path, package_dir: Path) -> set[str]:
-    """Dotted names a file imports, with relative imports made absolute and ``from m import x`` giving m and m.x."""
-    tree = ast.parse(path.read_bytes(), filename=str(path))
+@cache
+def _imported_names(path: Path, package_dir: Path, source: bytes) -> frozenset[str]:
+    """Dotted names ``source`` (the content of ``path``) imports, with relative imports made absolute and
+    ``from m import x`` giving m and m.x. Cached by content: every rule's ``code_of`` walks much the same modules."""
+    tree = ast.parse(source, filename=str(path))
     inside = path.is_relative_to(package_dir)
     here = _module_name(path, package_dir).split(".") if inside else []
     if inside and path.name != "__init__.py":
@@ -86,7 +92,7 @@ def _imported_names(path: Path, package_dir: Path) -> set[str]:
                 module = node.module or ""
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
 
 
 def _parents(name: str) -> list[str]:
@@ -103,18 +109,20 @@ def library_files(*scripts: str | Path, package_dir: Path = PACKAGE_DIR) -> list
         if not script.is_file():
             raise FileNotFoundError(f"{script}: no such script to follow imports from")
     while todo:
-        for name in _imported_names(todo.pop(), package_dir):
+        path = todo.pop()
+        for name in _imported_names(path, package_dir, path.read_bytes()):
             for module in _parents(name):
-                path = _module_file(module, package_dir)
-                if path is not None and path not in seen:
-                    seen.add(path)
-                    todo.append(path)
+                found = _module_file(module, package_dir)
+                if found is not None and found not in seen:
+                    seen.add(found)
+                    todo.append(found)
     return sorted(seen)
 
 
 @cache
-def _file_digest(path: Path, mtime_ns: int) -> str:
-    return hashlib.sha256(normalized_source(path).encode()).hexdigest()
+def _digest(source: bytes) -> str:
+    """sha256 of the normalized source; cached by content, since rules share most modules."""
+    return hashlib.sha256(_normalized(source).encode()).hexdigest()
 
 
 def code_version(*scripts: str | Path, package_dir: Path = PACKAGE_DIR) -> str:
@@ -125,5 +133,5 @@ def code_version(*scripts: str | Path, package_dir: Path = PACKAGE_DIR) -> str:
     named += [(p.relative_to(package_dir).as_posix(), p) for p in library_files(*scripts, package_dir=package_dir)]
     for name, path in named:
         digest.update(name.encode() + b"\0")
-        digest.update(_file_digest(path.resolve(), path.stat().st_mtime_ns).encode())
+        digest.update(_digest(path.read_bytes()).encode())
     return digest.hexdigest()[:16]

@@ -132,8 +132,8 @@ from hcrlc.provenance import code_version
 
 
 def code_of(*scripts):
-    """`params.code` of a rule: a hash of the library modules its scripts import (hcrlc.provenance), so that an
-    edit to, e.g., the loss reruns the trainings -- Snakemake's own code trigger sees only the script file.
+    """`params.code` of a rule: a hash of its scripts and the library modules they import (hcrlc.provenance), so
+    that an edit to, e.g., the loss reruns the trainings -- Snakemake's own code trigger sees only the script file.
     """
     return code_version(
         *(Path(workflow.basedir) / "workflow" / "scripts" / s for s in scripts),
