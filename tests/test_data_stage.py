@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,6 @@ def test_clean_tree_counts_match_independent_expectation(tiny_tree, tmp_path):
 
 def test_sen12ms_tree_with_only_lc_folders_gives_the_same_index(tiny_tree, tmp_path):
     """Only the labels come from SEN12MS: its s1/s2 archives (~400 GB of the download) are not needed."""
-    import shutil
-
     ms, cr, _ = tiny_tree
     full, _ = run_stage(ms, cr, tmp_path / "full")
     removed = [d for d in ms.glob("ROIs*/*") if d.is_dir() and d.name.split("_")[0] in ("s1", "s2")]

@@ -249,18 +249,21 @@ def check_disk_space(archives: list[Archive], root: str | Path, *, timeout: floa
         part = root / "archives" / a.dataset / (a.name + ".part")
         have = part.stat().st_size if part.exists() else 0
         needed += max(size - have, 0) + (factor - 1) * size
-    free = shutil.disk_usage(root).free
     if unknown:
         log.warning("size unknown for %d archive(s) (%s): the disk-space check counts only the others",
                     len(unknown), ", ".join(unknown))
-    log.info("disk space: %s needed (archives + extracted), %s free under %s", _human(needed), _human(free), root)
-    if needed > free:
-        raise DownloadError(
-            f"not enough disk space under {root}: {needed} bytes ({_human(needed)}) needed for the archives"
-            f"{' plus their extracted contents' if factor > 1 else ''}, {free} bytes ({_human(free)}) free. Fix: free space, or set download.dir to a "
-            "larger disk"
-        )
+    _require_free_space(root, needed, "the archives" + (" plus their extracted contents" if factor > 1 else ""),
+                        "free space, or set download.dir to a larger disk")
     return needed
+
+
+def _require_free_space(where: Path, needed: int, what: str, fix: str) -> None:
+    """Stop with both byte counts unless ``needed`` bytes are free under ``where``."""
+    free = shutil.disk_usage(where).free
+    log.info("disk space: %s needed for %s, %s free under %s", _human(needed), what, _human(free), where)
+    if needed > free:
+        raise DownloadError(f"not enough disk space under {where}: {needed} bytes ({_human(needed)}) needed for "
+                            f"{what}, {free} bytes ({_human(free)}) free. Fix: {fix}")
 
 
 # --- extraction ----------------------------------------------------------------------------------------------------
@@ -292,13 +295,10 @@ def safe_extract(archive: str | Path, target: str | Path, progress: bool = True)
             members = tar.getmembers()
             # exact: the bytes this archive unpacks to, against the free space where it unpacks (the check before
             # the transfers had to assume extracted = archive size; compressed GeoTIFFs unpack larger)
-            unpacked = sum(m.size for m in members if m.isfile())
-            free = shutil.disk_usage(target.parent).free
-            if unpacked > free:
-                raise DownloadError(f"not enough disk space to extract {archive}: its files need {unpacked} bytes "
-                                    f"({_human(unpacked)}), {free} bytes ({_human(free)}) free under {target.parent}; "
-                                    "nothing was extracted. Fix: free space (download.keep_archives: false removes "
-                                    "each archive once unpacked) and rerun; the download is not repeated")
+            _require_free_space(target.parent, sum(m.size for m in members if m.isfile()),
+                                f"the files of {archive} (nothing was extracted)",
+                                "free space (download.keep_archives: false removes each archive once unpacked) and "
+                                "rerun; the download is not repeated")
             for m in members:
                 if _unsafe(m.name) or ((m.issym() or m.islnk()) and _unsafe(m.linkname)):
                     raise DataError(archive, f"unsafe tar member {m.name!r}"
