@@ -11,6 +11,7 @@ from torch import nn
 
 from hcrlc.errors import CheckpointError, ConfigError
 from hcrlc.models import (
+    LOGITS,
     MODEL_DEFAULTS,
     MODEL_NAMES,
     CNet,
@@ -218,3 +219,28 @@ def test_pretext_model_has_four_outputs_and_shares_the_hcr_lc_keys() -> None:
     assert unexpected == []
     assert all(k.startswith(("decoder.", "recon_head.", "classifier.head.")) for k in missing)
     assert torch.equal(target.encoder.blocks[0][0].weight, pretext.encoder.blocks[0][0].weight)
+
+
+def test_cnet_weights_are_kaiming_normal_as_the_authors_initialise_them() -> None:
+    # authors' C_Net.py: kaiming_normal_ (fan-in, gain sqrt 2) on every Conv2d and Linear weight
+    torch.manual_seed(0)
+    cnet = CNet([64, 64, "M", 128, "M"], [256], 0.5, patch_size=16, in_channels=15)
+    layers = [m for m in cnet.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(layers) == 5
+    for layer in layers:
+        fan_in = layer.weight[0].numel()
+        assert float(layer.weight.std()) == pytest.approx((2.0 / fan_in) ** 0.5, rel=0.1)
+
+
+def test_paper_layer_cnet_logits_depend_on_the_input_at_initialisation() -> None:
+    # The paper's 17-layer pattern without BatchNorm: with PyTorch's default init the logits of two different
+    # inputs differ by < 1e-3 of their size (the C-Net starts at the label prior); with the authors' init they
+    # differ in the same order as the logits themselves.
+    torch.manual_seed(0)
+    layers = [8, 8, "M", 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, "M", 8, 8, 8, 8]
+    cnet = CNet(layers, [32, 32], 0.0, patch_size=64).eval()
+    x = torch.rand(2, 15, 64, 64)
+    with torch.no_grad():
+        logits = cnet(x)[LOGITS]
+    spread = (logits[0] - logits[1]).abs().mean() / logits.abs().mean()
+    assert spread > 0.01
