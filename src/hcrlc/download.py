@@ -44,7 +44,7 @@ from typing import Any
 from tqdm import tqdm
 
 from hcrlc.atomic import write_json
-from hcrlc.errors import ConfigError, DataError, HcrlcError
+from hcrlc.errors import ConfigError, DataError, HcrlcError, human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -139,14 +139,6 @@ def sha256_file(path: str | Path, progress: bool = False) -> str:
     return digest.hexdigest()
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    raise AssertionError
-
-
 # --- HTTP ----------------------------------------------------------------------------------------------------------
 
 def remote_size(url: str, timeout: float = 60) -> int | None:
@@ -225,7 +217,7 @@ def fetch(url: str, path: str | Path, *, timeout: float = 60, retries: int = 5, 
             time.sleep(min(backoff_s * 2 ** (failures - 1), 60))
         else:
             os.replace(part, path)
-            log.info("downloaded %s (%s)", path, _human(path.stat().st_size))
+            log.info("downloaded %s (%s)", path, human_bytes(path.stat().st_size))
             return path
 
 
@@ -260,10 +252,10 @@ def check_disk_space(archives: list[Archive], root: str | Path, *, timeout: floa
 def _require_free_space(where: Path, needed: int, what: str, fix: str) -> None:
     """Stop with both byte counts unless ``needed`` bytes are free under ``where``."""
     free = shutil.disk_usage(where).free
-    log.info("disk space: %s needed for %s, %s free under %s", _human(needed), what, _human(free), where)
+    log.info("disk space: %s needed for %s, %s free under %s", human_bytes(needed), what, human_bytes(free), where)
     if needed > free:
-        raise DownloadError(f"not enough disk space under {where}: {needed} bytes ({_human(needed)}) needed for "
-                            f"{what}, {free} bytes ({_human(free)}) free. Fix: {fix}")
+        raise DownloadError(f"not enough disk space under {where}: {needed} bytes ({human_bytes(needed)}) needed for "
+                            f"{what}, {free} bytes ({human_bytes(free)}) free. Fix: {fix}")
 
 
 # --- extraction ----------------------------------------------------------------------------------------------------

@@ -60,7 +60,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch.utils.data import Subset
 
 from hcrlc.data.dataset import TripletDataset, load_index
@@ -74,6 +73,7 @@ from hcrlc.training import (
     check_resume_identity,
     file_sha256,
     load_checkpoint,
+    read_torch_file,
     resolve_training_config,
     save_atomically,
     train_model,
@@ -235,7 +235,8 @@ def ssl_job(
 def _check_run_identity(path: Path, identity: dict[str, Any]) -> None:
     """Refuse to continue stages of a run with another identity; record the identity of a new run."""
     if path.is_file():
-        check_resume_identity(torch.load(path, map_location="cpu", weights_only=True), identity, path)
+        check_resume_identity(read_torch_file(path, "run identity", f"delete the folder {path.parent} to start over"),
+                              identity, path)
     else:
         save_atomically({"format": RESUME_FORMAT, "identity": identity}, path)
 

@@ -362,6 +362,25 @@ class TrainingObjective(nn.Module):
 # --- checkpoints --------------------------------------------------------------------------------------------
 
 
+def read_torch_file(path: Path, what: str, fix: str) -> Any:
+    """``torch.load(path, weights_only=True)`` onto the CPU; a file that torch cannot read is a
+    :class:`CheckpointError` naming ``what`` and giving our ``fix``.
+
+    torch's own message for a file holding other objects advises retrying with ``weights_only=False``: wrong advice
+    for a damaged or untrusted file (it runs arbitrary code), so only its diagnosis is kept.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        text = str(err)
+        if "WeightsUnpickler error:" in text:
+            detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0].split(". Please")[0]
+            why = f"it holds Python objects that no file of this project contains ({detail}); it was not loaded"
+        else:
+            why = f"{type(err).__name__}: {text.strip().splitlines()[0] if text.strip() else 'no detail'}"
+        raise CheckpointError(f"{path}: unreadable {what} ({why}). Fix: {fix}") from err
+
+
 def load_checkpoint(path: str | Path, expected_name: str | None = None) -> dict[str, Any]:
     """Read a ``best.pt`` written by :func:`train_model` (``weights_only``; tensors on CPU).
 
@@ -371,12 +390,7 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None) -> dict[
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint missing. Fix: train the model first (snakemake train)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for truncated or foreign files
-        raise CheckpointError(
-            f"{path}: unreadable checkpoint ({err}). Fix: delete it and retrain the model"
-        ) from err
+    ckpt = read_torch_file(path, "checkpoint", "delete it and retrain the model (snakemake reruns it)")
     if not isinstance(ckpt, dict) or ckpt.get("format") != BEST_FORMAT:
         raise CheckpointError(
             f"{path}: not a best.pt of hcrlc.training (format {BEST_FORMAT!r} expected). Fix: pass the "
@@ -812,13 +826,7 @@ def _train(
     start_epoch, rows = 1, []
     best = {"epoch": 0, "value": -math.inf, "state_dict": None, "weighting": None}
     if state_path.is_file():
-        try:
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises several types for truncated or foreign files
-            raise CheckpointError(
-                f"{state_path}: unreadable resume state ({err}). Fix: delete the folder {resume_dir} to "
-                "start over"
-            ) from err
+        state = read_torch_file(state_path, "resume state", f"delete the folder {resume_dir} to start over")
         check_resume_identity(state, identity, state_path)
         model.load_state_dict(state["model"])
         if weighting is not None:

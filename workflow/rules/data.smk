@@ -83,7 +83,10 @@ rule index:
         split=config["split"],
         label_threshold=config["labels"]["threshold"],
         labels=config["data"]["labels"],
+        max_nodata_fraction=config["masks"]["max_nodata_fraction"],
         source=DATA_SOURCE,
+        sen12ms=SEN12MS,
+        sen12mscr=SEN12MSCR,
     script:
         "../scripts/index.py"
 

@@ -16,7 +16,7 @@ rule cloud_masks:
         **resources_of("masks"),
     params:
         code=code_of("cloud_masks.py"),
-        masks=config["masks"],
+        masks={k: v for k, v in config["masks"].items() if k != "max_nodata_fraction"},
     script:
         "../scripts/cloud_masks.py"
 

@@ -1,7 +1,7 @@
 import pandas as pd
 
 from hcrlc.atomic import atomic_output, write_json
-from hcrlc.data.index import build_index, summarize
+from hcrlc.data.index import build_index, check_splits, summarize
 from hcrlc.logs import job_log
 
 with job_log(snakemake.log[0]):
@@ -15,7 +15,10 @@ with job_log(snakemake.log[0]):
         seed=p.split["seed"],
         label_threshold=p.label_threshold,
         labels_pkl=p.labels,
+        max_nodata_fraction=p.max_nodata_fraction,
     )
+    # an index that cannot serve a run stops here, before any training job starts
+    check_splits(index, excluded, val_fraction=p.split["val_fraction"], sen12ms=p.sen12ms, sen12mscr=p.sen12mscr)
     with atomic_output(snakemake.output.index) as tmp:
         index.to_parquet(tmp, index=False)
     with atomic_output(snakemake.output.excluded) as tmp:

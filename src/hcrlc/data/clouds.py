@@ -2,8 +2,12 @@
 
 Parameters default to the authors' code (threshold 0.4, average_over 1, dilation_size 1); SEN12MS-CR's tooling
 used average_over 4, dilation_size 2 (``configs/masks_sen12mscr.yaml``). Masks are stored bit-packed,
-``mask.npy`` (n, 256*256/8) uint8 in the row order of the scene shard, beside ``cloud.parquet`` with the coverage
-(masked pixels / all pixels) per patch.
+``mask.npy`` (n, 256*256/8) uint8 in the row order of the scene shard, beside ``cloud.parquet`` with, per patch,
+``cloud_fraction`` (masked pixels / valid pixels) and ``nodata_fraction`` (no-data pixels / all pixels).
+
+A no-data pixel has all 13 bands of the cloudy S2 equal to 0 (the fill value outside a Sentinel-2 swath). It is
+neither cloud nor clear: whatever s2cloudless says there is left out of the coverage, and the index excludes a
+patch that is mostly no-data (``masks.max_nodata_fraction``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from tqdm import tqdm
 from hcrlc.atomic import atomic_output
 from hcrlc.data.fast_cloud import cloud_masks, scene_cloud_masks
 from hcrlc.data.index import KEY
-from hcrlc.data.shards import open_shard
+from hcrlc.data.shards import check_scene_shard, open_shard
 from hcrlc.paper import PATCH_SIZE, PATCH_STRIDE
 
 log = logging.getLogger(__name__)
@@ -68,18 +72,22 @@ def compute_scene_masks(
 ) -> pd.DataFrame:
     """Masks for every usable patch of a scene shard; rows that failed the scan get an empty mask and NaN coverage.
 
+    Returns the ``cloud.parquet`` table: KEY, row, cloud_fraction, nodata_fraction (fractions in [0, 1]; see the
+    module doc).
+
     engine "fast": patches of a scene overlap by half, so each ground pixel is classified once per band of
     ``band_rows`` grid rows (``scene_cloud_masks``), then averaged/thresholded/dilated per patch — identical to
     per-patch s2cloudless. engine "stock": s2cloudless itself, patch by patch (the reference).
     """
     shard_dir, out_dir = Path(shard_dir), Path(out_dir)
+    n = check_scene_shard(shard_dir)  # complete arrays that agree with the table
     table = pd.read_parquet(shard_dir / "table.parquet")
     cloudy = open_shard(shard_dir, "s2_cloudy")
-    n = len(table)
     ok = table[table["ok"].astype(bool)]
     ok_rows = ok["row"].to_numpy(dtype=np.int64)
     packed = np.zeros((n, PACKED_BYTES), dtype=np.uint8)
     fraction = np.full(n, np.nan)
+    nodata = np.full(n, np.nan)
     params = {"threshold": threshold, "average_over": average_over, "dilation_size": dilation_size}
     if engine == "fast" and len(ok):
         grid_row, grid_col = grid_positions(ok)
@@ -98,18 +106,23 @@ def compute_scene_masks(
         else:
             _, masks = cloud_masks(dn, **params, engine=engine, threads=threads)
         packed[rows] = pack_masks(masks)
-        fraction[rows] = masks.reshape(len(rows), -1).mean(axis=1)
+        valid = dn.any(axis=1).reshape(len(rows), -1)  # (k, H*W): some band non-zero
+        n_valid = valid.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a patch without valid pixels has no coverage: NaN
+            fraction[rows] = (masks.reshape(len(rows), -1) & valid).sum(axis=1) / n_valid
+        nodata[rows] = 1.0 - n_valid / valid.shape[1]
         bar.update(len(rows))
     bar.close()
     if fallbacks:
         log.warning("%s: %d patches disagreed with their neighbours' overlap and were classified on their own",
                     shard_dir.name, fallbacks)
-    out = table[[*KEY, "row"]].assign(cloud_fraction=fraction)
+    out = table[[*KEY, "row"]].assign(cloud_fraction=fraction, nodata_fraction=nodata)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(out_dir / "mask.npy") as tmp:
         np.save(tmp, packed)
     with atomic_output(out_dir / "cloud.parquet") as tmp:
         out.to_parquet(tmp, index=False)
-    log.info("%s: mean coverage %.3f over %d patches", shard_dir.name, np.nanmean(fraction) if len(ok_rows) else
-             float("nan"), len(ok_rows))
+    some_nodata = int((nodata[ok_rows] > 0).sum())
+    log.info("%s: mean coverage %.3f over %d patches; %d hold no-data pixels", shard_dir.name,
+             np.nanmean(fraction) if np.isfinite(fraction).any() else float("nan"), len(ok_rows), some_nodata)
     return out

@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from hcrlc.data.clouds import unpack_masks
 from hcrlc.data.layout import scene_key
-from hcrlc.data.shards import open_shard
+from hcrlc.data.shards import check_npy, check_scene_shard, open_shard, rebuild_fix
 from hcrlc.errors import DataError
 from hcrlc.paper import S1_CLIP_DB, S1_MEAN, S1_STD, S2_SCALE, TARGET_COLUMNS
 
@@ -72,6 +72,20 @@ class TripletDataset(Dataset):
         self._y = np.array(self.frame[list(TARGET_COLUMNS)].to_numpy(dtype=np.float32))  # own, writable copy
         self._cf = np.array(self.frame["cloud_fraction"].to_numpy(dtype=np.float32))
         self._open: dict[str, dict[str, np.ndarray]] = {}
+        self._check_files()
+
+    def _check_files(self) -> None:
+        """Check every scene's shard and mask file before any sample is read (headers and sizes only): a damaged
+        file is a DataError naming it now, not an mmap error in a loader worker after hours of training."""
+        scenes = np.asarray(self._scene)
+        for scene in np.unique(scenes):
+            rows = self._row[scenes == scene]
+            n = check_scene_shard(self.shards_dir / scene, rows)
+            mask_path = self.masks_dir / scene / "mask.npy"
+            shape, _ = check_npy(mask_path)
+            if shape[0] != n:
+                raise DataError(mask_path, f"holds masks of {shape[0]} patches, the scene's shard {n}",
+                                rebuild_fix(mask_path))
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -81,10 +95,7 @@ class TripletDataset(Dataset):
         if arrays is None:
             shard = self.shards_dir / scene
             arrays = {name: open_shard(shard, name) for name in ("s1", "s2", "s2_cloudy")}
-            mask_path = self.masks_dir / scene / "mask.npy"
-            if not mask_path.is_file():
-                raise DataError(mask_path, "cloud mask missing", "run the workflow's masks step (snakemake masks)")
-            arrays["mask"] = np.load(mask_path, mmap_mode="r")
+            arrays["mask"] = np.load(self.masks_dir / scene / "mask.npy", mmap_mode="r")  # checked in __init__
             self._open[scene] = arrays
         return arrays
 

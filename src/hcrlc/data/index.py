@@ -17,7 +17,16 @@ import pandas as pd
 from hcrlc.data.labels import load_probability_labels, multi_hot
 from hcrlc.data.layout import patch_filename, walk_sen12ms, walk_sen12mscr
 from hcrlc.data.splits import assign_split
-from hcrlc.paper import N_IGBP, PAPER_CLOUD_COVERAGE, PAPER_N_TEST, PAPER_N_TRAINVAL, TARGET_COLUMNS
+from hcrlc.errors import DataError
+from hcrlc.paper import (
+    HOLDOUT_SCENES,
+    N_IGBP,
+    PAPER_CLOUD_COVERAGE,
+    PAPER_N_TEST,
+    PAPER_N_TRAINVAL,
+    SEASONS,
+    TARGET_COLUMNS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +40,9 @@ REQUIRED_FILES: dict[str, tuple[str, str]] = {
 }
 IGBP_COLUMNS = [f"igbp_{i}" for i in range(1, N_IGBP + 1)]
 EXCLUDED_COLUMNS = [*KEY, "reason"]
+#: excluded.csv reasons of patches that only one tree has
+ONLY_IN = {"SEN12MS": "only in SEN12MS (no SEN12MS-CR files for this patch)",
+           "SEN12MS-CR": "only in SEN12MS-CR (no SEN12MS files for this patch)"}
 
 
 def build_listing(sen12ms_root: str | Path, sen12mscr_root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -55,9 +67,9 @@ def build_listing(sen12ms_root: str | Path, sen12mscr_root: str | Path) -> tuple
     reasons = []
     for key, row in listing.iterrows():
         if not in_cr[key]:
-            reasons.append("only in SEN12MS (no SEN12MS-CR files for this patch)")
+            reasons.append(ONLY_IN["SEN12MS"])
         elif not in_ms[key]:
-            reasons.append("only in SEN12MS-CR (no SEN12MS files for this patch)")
+            reasons.append(ONLY_IN["SEN12MS-CR"])
         else:
             missing = [f"{REQUIRED_FILES[c][0]} {REQUIRED_FILES[c][1]}" for c in REQUIRED_FILES if pd.isna(row[c])]
             reasons.append(f"missing file: {', '.join(missing)}" if missing else "")
@@ -94,14 +106,17 @@ def build_index(
     seed: int,
     label_threshold: float,
     labels_pkl: str | Path | None = None,
+    max_nodata_fraction: float = 0.5,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join listing, per-scene scans and cloud fractions into ``(index, excluded)``.
 
     scans: per-scene tables from ``shards.scan_scene`` (KEY, row, ok, reason, x0, y0, crs, IGBP_COLUMNS);
-    clouds: per-scene tables from ``clouds`` (KEY, cloud_fraction). The split is drawn over usable patches only.
+    clouds: per-scene tables from ``clouds`` (KEY, cloud_fraction, nodata_fraction). Patches whose cloudy S2 is
+    more than ``max_nodata_fraction`` no-data are excluded. The split is drawn over usable patches only.
     """
     scan = pd.concat(scans, ignore_index=True) if scans else pd.DataFrame(columns=[*KEY, "ok", "reason"])
-    cloud = pd.concat(clouds, ignore_index=True) if clouds else pd.DataFrame(columns=[*KEY, "cloud_fraction"])
+    cloud_columns = [*KEY, "cloud_fraction", "nodata_fraction"]
+    cloud = pd.concat(clouds, ignore_index=True) if clouds else pd.DataFrame(columns=cloud_columns)
     excluded = [listing_excluded]
 
     scan_keys = scan.set_index(KEY).index
@@ -117,7 +132,13 @@ def build_index(
         good, no_label = labels_from_pickle(good, labels_pkl)
         excluded.append(no_label)
 
-    index = listing.merge(good, on=KEY, how="inner").merge(cloud[[*KEY, "cloud_fraction"]], on=KEY, how="left")
+    index = listing.merge(good, on=KEY, how="inner").merge(cloud[cloud_columns], on=KEY, how="left")
+    mostly_nodata = index["nodata_fraction"] > max_nodata_fraction  # before no_mask: an all-no-data patch has NaN
+    if mostly_nodata.any():
+        excluded.append(index.loc[mostly_nodata, KEY].assign(reason=[
+            f"cloudy S2 is {f:.1%} no-data (all 13 bands 0), more than masks.max_nodata_fraction {max_nodata_fraction}"
+            for f in index.loc[mostly_nodata, "nodata_fraction"]]))
+        index = index[~mostly_nodata]
     no_mask = index["cloud_fraction"].isna()
     if no_mask.any():
         excluded.append(index.loc[no_mask, KEY].assign(reason="no cloud mask computed"))
@@ -128,7 +149,7 @@ def build_index(
         index[column] = targets[:, j]
     index["split"] = assign_split(index[KEY], val_fraction, seed)
     index = index.sort_values(KEY, ignore_index=True)
-    front = [*KEY, "split", "s1", "s2", "s2_cloudy", "lc", "cloud_fraction", *TARGET_COLUMNS]
+    front = [*KEY, "split", "s1", "s2", "s2_cloudy", "lc", "cloud_fraction", "nodata_fraction", *TARGET_COLUMNS]
     index = index[front + [c for c in index.columns if c not in front]]
     excluded_df = pd.concat(excluded, ignore_index=True)[EXCLUDED_COLUMNS].sort_values(KEY, ignore_index=True)
     return index, excluded_df
@@ -150,3 +171,82 @@ def summarize(index: pd.DataFrame, excluded: pd.DataFrame, source: str) -> dict:
         "cloud_mean_std": {k: list(v) for k, v in PAPER_CLOUD_COVERAGE.items()},
     }
     return out
+
+
+# --- can this index serve a run? ----------------------------------------------------------------------------------
+
+
+def _scene_list(keys: pd.DataFrame) -> str:
+    """``spring: 1, 15; fall: 3`` from rows with season and scene (seasons in the paper's order)."""
+    parts = []
+    for season in SEASONS:
+        scenes = sorted({int(c) for c in keys.loc[keys["season"] == season, "scene"]})
+        if scenes:
+            parts.append(f"{season}: {', '.join(map(str, scenes))}")
+    return "; ".join(parts) or "none"
+
+
+def one_tree_gaps(index: pd.DataFrame, excluded: pd.DataFrame) -> list[str]:
+    """One line per season, else per scene, that one tree has and the other lacks entirely, with the patches it
+    cost (they are in ``excluded`` with an ``ONLY_IN`` reason). Scenes of a season listed as a whole are not
+    listed again."""
+    seen = pd.concat([index[KEY].assign(reason=""), excluded[EXCLUDED_COLUMNS]], ignore_index=True)
+    lines = []
+    for dataset, reason in ONLY_IN.items():
+        other = "SEN12MS-CR" if dataset == "SEN12MS" else "SEN12MS"
+        per_scene = seen.assign(only=seen["reason"] == reason).groupby(["season", "scene"])["only"].agg(["sum", "size"])
+        gone = per_scene[per_scene["sum"] == per_scene["size"]]  # every patch of the scene is in one tree only
+        for season in SEASONS:
+            if season not in gone.index.get_level_values("season"):
+                continue
+            scenes = gone.loc[season]
+            if len(scenes) == len(per_scene.loc[season]):
+                lines.append(f"season {season}: in {dataset}, absent from {other}: {int(scenes['size'].sum())} "
+                             f"patches of {len(scenes)} scenes excluded")
+            else:
+                lines += [f"scene {season}_{scene}: in {dataset}, absent from {other}: {int(n)} patches excluded"
+                          for scene, n in scenes["size"].items()]
+    return lines
+
+
+def check_splits(index: pd.DataFrame, excluded: pd.DataFrame, *, val_fraction: float, sen12ms: str | Path,
+                 sen12mscr: str | Path) -> None:
+    """Refuse an index that cannot serve a run, before any training job starts.
+
+    Logs :func:`one_tree_gaps` as warnings. Raises :class:`DataError` when the train, val or test split is empty,
+    naming why: the seasons and scenes with usable triplets, the hold-out scenes missing, the gaps between trees.
+    """
+    gaps = one_tree_gaps(index, excluded)
+    for line in gaps:
+        log.warning("%s", line)
+    counts = index["split"].value_counts()
+    empty = [split for split in ("train", "val", "test") if counts.get(split, 0) == 0]
+    if not empty:
+        return
+    present = index[["season", "scene"]].drop_duplicates()
+    missing_holdout = pd.DataFrame(
+        [(season, scene) for season, scenes in HOLDOUT_SCENES.items() for scene in sorted(scenes)
+         if not ((present["season"] == season) & (present["scene"] == scene)).any()], columns=["season", "scene"])
+    n_train = int(counts.get("train", 0) + counts.get("val", 0))
+    why = {
+        "train": "every usable triplet lies in a SEN12MS hold-out scene",
+        "val": (f"split.val_fraction is {val_fraction}" if val_fraction == 0 else
+                f"split.val_fraction {val_fraction} of {n_train} train patches rounds to 0"),
+        "test": "no SEN12MS hold-out scene has a usable triplet",
+    }
+    fixes = {
+        "train": "give both trees scenes outside the hold-out list (paper.HOLDOUT_SCENES)",
+        "val": "raise split.val_fraction, or add scenes",
+        "test": "give both trees the seasons and scenes of the hold-out list (for real data: `snakemake download` "
+                "fetches every season; for synthetic data: list hold-out scenes such as spring_15 in "
+                "synthetic.scenes)",
+    }
+    problem = (
+        f"the {' and '.join([', '.join(empty[:-1]), empty[-1]] if len(empty) > 1 else empty)} "
+        f"split{'s are' if len(empty) > 1 else ' is'} empty "
+        f"({'; '.join(why[s] for s in empty)}), so no model could be trained or evaluated on this index. "
+        f"Scenes with usable triplets: {_scene_list(present)}. Hold-out scenes missing: "
+        f"{_scene_list(missing_holdout)}. Between the trees (SEN12MS {sen12ms}): "
+        f"{'; '.join(gaps) if gaps else 'no season or scene is missing from one tree'}"
+    )
+    raise DataError(sen12mscr, problem, "; ".join(fixes[s] for s in empty))

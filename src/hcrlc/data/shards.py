@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import rasterio
 from rasterio.errors import RasterioError
 from tqdm import tqdm
 
-from hcrlc.atomic import atomic_output
+from hcrlc.atomic import atomic_output, require_free_space, reserve_space
 from hcrlc.data.index import IGBP_COLUMNS, KEY
 from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.errors import DataError
@@ -119,11 +121,17 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
         atomic_output(out_dir / "s2.npy") as t_s2,
         atomic_output(out_dir / "s2_cloudy.npy") as t_s2c,
     ):
+        temps = {"s1": t_s1, "s2": t_s2, "s2_cloudy": t_s2c}
+        sizes = {kind: n * bands * PATCH_SIZE * PATCH_SIZE * dtype.itemsize for kind, (bands, dtype) in ARRAYS.items()}
+        require_free_space(out_dir, sum(sizes.values()), out_dir / "s2.npy",
+                           f"the arrays of this scene ({n} patches: s1.npy, s2.npy, s2_cloudy.npy)")
         targets = {}
-        for kind, tmp in (("s1", t_s1), ("s2", t_s2), ("s2_cloudy", t_s2c)):
+        for kind, tmp in temps.items():
             bands, dtype = ARRAYS[kind]
             targets[kind] = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype,
                                                       shape=(n, bands, PATCH_SIZE, PATCH_SIZE))
+            # the memmap's file is sparse: allocate it now, so a full disk is an error here and not a SIGBUS later
+            reserve_space(tmp, tmp.stat().st_size, out_dir / f"{kind}.npy")
 
         def work(i: int) -> dict:
             rec = listing.iloc[i]
@@ -154,9 +162,73 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
     return table
 
 
-def open_shard(shard_dir: str | Path, name: str) -> np.ndarray:
-    """Memory-map one array of a scene shard read-only."""
-    path = Path(shard_dir) / f"{name}.npy"
+def rebuild_fix(path: Path) -> str:
+    """The fix for a damaged workflow output: force the job that wrote it (a scene's shards, masks) to run again."""
+    return (f"rebuild it with the job that wrote it: run your snakemake command again with `--forcerun {path}` "
+            "added (same target and --configfile options)")
+
+
+def check_npy(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from the header of a ``.npy`` file, after checking it holds every byte the header promises.
+
+    A truncated file would otherwise memory-map with "mmap length is greater than file size" (no file named) or,
+    worse, read as zeros past its end. Raises :class:`DataError` naming the file, both sizes and the fix.
+    """
+    path = Path(path)
+    fix = rebuild_fix(path)
     if not path.is_file():
-        raise DataError(path, "shard array missing", "rerun the workflow's `shards` step (snakemake shards)")
+        raise DataError(path, "array file missing", fix)
+    try:
+        with path.open("rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read_header:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dtype = read_header[version](f)
+            expected = f.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            actual = os.fstat(f.fileno()).st_size
+    except (ValueError, OSError, SyntaxError) as exc:  # numpy parses the header dict with ast: SyntaxError too
+        raise DataError(path, f"not a readable .npy array ({exc}); the file is damaged or truncated", fix) from exc
+    if actual != expected:
+        raise DataError(path, f"{'truncated' if actual < expected else 'damaged'}: {actual} bytes on disk, its header "
+                              f"({shape} {dtype}) needs {expected}", fix)
+    return shape, dtype
+
+
+def open_shard(shard_dir: str | Path, name: str) -> np.ndarray:
+    """Memory-map one array of a scene shard read-only, after :func:`check_npy`."""
+    path = Path(shard_dir) / f"{name}.npy"
+    check_npy(path)
     return np.load(path, mmap_mode="r")
+
+
+def check_scene_shard(shard_dir: str | Path, rows: np.ndarray | None = None) -> int:
+    """Check a scene shard before any of it is read; returns its number of rows ``n``.
+
+    Every array is complete (:func:`check_npy`) with the expected bands and dtype, all have ``n`` rows,
+    ``table.parquet`` has ``n`` rows, and every row number in ``rows`` (e.g. the index's) is below ``n``.
+    """
+    shard_dir = Path(shard_dir)
+    table = shard_dir / "table.parquet"
+    n_rows = {}
+    for kind, (bands, dtype) in ARRAYS.items():
+        path = shard_dir / f"{kind}.npy"
+        shape, got = check_npy(path)
+        if len(shape) != 4 or shape[1:] != (bands, PATCH_SIZE, PATCH_SIZE) or got != dtype:
+            raise DataError(path, f"holds {shape} {got}, expected (n, {bands}, {PATCH_SIZE}, {PATCH_SIZE}) {dtype}",
+                            rebuild_fix(path))
+        n_rows[kind] = shape[0]
+    try:
+        n_rows["table.parquet"] = pq.read_metadata(table).num_rows
+    except (OSError, pa.ArrowException) as exc:
+        raise DataError(table, f"unreadable ({exc})", rebuild_fix(table)) from exc
+    if len(set(n_rows.values())) != 1:
+        raise DataError(shard_dir, f"the scene's files disagree on the number of patches ({n_rows})",
+                        rebuild_fix(table))
+    n = n_rows["table.parquet"]
+    rows = np.asarray([] if rows is None else rows, dtype=np.int64)
+    outside = rows[(rows < 0) | (rows >= n)]
+    if outside.size:
+        raise DataError(table, f"the index addresses row {outside[0]} but the shard holds {n} rows: the index was "
+                               "built from other shards", "rebuild the index: snakemake data --forcerun index")
+    return n
