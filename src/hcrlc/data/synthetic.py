@@ -13,10 +13,17 @@ How a scene is simulated (all on one scene-sized canvas, so that overlapping pat
 * S2 (clear, TOA reflectance): a class spectrum (:data:`IGBP_S2_REFLECTANCE`) with brightness texture and
   sensor noise; the 20 m and 60 m bands are blurred to their native resolution.
 * S1 (dB): a class backscatter (:data:`IGBP_S1_DB`) with texture and multi-look gamma speckle.
-* Cloudy S2: the same surface (another date: small per-band gain change, new noise) under one cloud layer of
-  opacity ``alpha`` in [0, 1] whose spectrum mixes thick cloud, haze and cirrus
-  (:data:`CLOUD_S2_REFLECTANCE`). Where clouds are is a fractal field thresholded at the scene's cloudiness
-  level; the levels are stratified over the scene set so that per-patch coverage spans 0–100 %.
+* Cloudy S2: another acquisition of the same ground, days to weeks from the clear one (as in SEN12MS-CR), under
+  one cloud layer of opacity ``alpha`` in [0, 1] whose spectrum mixes thick cloud, haze and cirrus
+  (:data:`CLOUD_S2_REFLECTANCE`). Outside the clouds it differs from the clear image as two real dates do
+  (:func:`_other_date`): illumination (a per-band gain), atmosphere (a smooth additive path-radiance change,
+  strongest in the blue), vegetation phenology (red edge and NIR) and a few changed parcels, plus its own
+  sensor noise. Where clouds are is a fractal field thresholded at the scene's cloudiness level; the levels
+  follow the per-patch coverage the paper reports for each split (:data:`~hcrlc.paper.PAPER_CLOUD_COVERAGE`:
+  58 ± 37 % train, 66 ± 37 % test), stratified within the hold-out scenes and within the others, so that even
+  a handful of scenes per split spans clear to overcast with the paper's mean.
+* S1 and S2 share the ground's fine structure: the field that varies S2 brightness within a land-cover region
+  (canopy density, soil moisture) also varies the S1 backscatter, as on real ground.
 * Truth: a pixel is cloudy if ``alpha >= TRUE_MASK_OPACITY``. Only :func:`measure_cloud_iou` reads it; the
   pipeline derives its masks with s2cloudless as on real data.
 
@@ -38,7 +45,7 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
-from scipy import ndimage
+from scipy import ndimage, stats
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
@@ -54,7 +61,9 @@ from hcrlc.data.layout import (
 from hcrlc.errors import ConfigError, DataError
 from hcrlc.paper import (
     CLASSES,
+    HOLDOUT_SCENES,
     IGBP_TO_CLASS,
+    PAPER_CLOUD_COVERAGE,
     PATCH_SIZE,
     PATCH_STRIDE,
     PIXEL_SIZE_M,
@@ -213,13 +222,16 @@ def _land_cover(rng: np.random.Generator, size: int, palette: np.ndarray) -> np.
     return palette[np.argmax(broad + 0.2 * detail + dominance, axis=0)].astype(np.uint16)
 
 
-def _surface_reflectance(rng: np.random.Generator, igbp: np.ndarray) -> np.ndarray:
-    """Clear-sky surface as seen at TOA, (13, H, W) float32 reflectance, before sensor noise and blurring."""
+def _surface_reflectance(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray) -> np.ndarray:
+    """Clear-sky surface as seen at TOA, (13, H, W) float32 reflectance, before sensor noise and blurring.
+
+    ``ground`` (H, W): zero-mean, unit-std structure of the ground within regions, shared with S1.
+    """
     size = igbp.shape[0]
     spectra = IGBP_S2_REFLECTANCE[igbp.astype(np.int64) - 1]  # (H, W, 13)
     # Brightness varies within a region (canopy density, soil moisture) on a 10 px and a 1 px scale.
     texture = _smooth_fields(rng, 2, size, sigma_px=1.0)
-    vigour = 1.0 + 0.08 * _smooth_fields(rng, 1, size, sigma_px=10.0)[0] + 0.05 * texture[0]
+    vigour = 1.0 + 0.08 * ground + 0.05 * texture[0]
     surface = np.moveaxis(spectra, -1, 0) * vigour[None]
     # The NIR plateau varies more than the visible, as canopy structure changes it most.
     nir = [S2_BAND_NAMES.index(b) for b in ("B06", "B07", "B08", "B8A")]
@@ -247,11 +259,16 @@ def _sensor(rng: np.random.Generator, toa: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(blurred * S2_SCALE), 1, 65535).astype(np.uint16)
 
 
-def _backscatter(rng: np.random.Generator, igbp: np.ndarray) -> np.ndarray:
-    """S1 (2, H, W) float32 dB (VV, VH): class mean, 1 dB texture and multi-look gamma speckle."""
+def _backscatter(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray) -> np.ndarray:
+    """S1 (2, H, W) float32 dB (VV, VH): class mean, 1.5 dB texture and multi-look gamma speckle.
+
+    The texture is mostly the ``ground`` structure that also varies S2 (denser canopy, wetter soil: more
+    backscatter), partly the radar's own (surface roughness, look geometry).
+    """
     size = igbp.shape[0]
     mean_db = np.moveaxis(IGBP_S1_DB[igbp.astype(np.int64) - 1], -1, 0)
-    mean_db = mean_db + _smooth_fields(rng, 2, size, sigma_px=4.0)
+    own = _smooth_fields(rng, 2, size, sigma_px=4.0)
+    mean_db = mean_db + 1.5 * (0.8 * ground[None] + 0.6 * own)
     speckle = rng.gamma(_S1_LOOKS, 1.0 / _S1_LOOKS, size=mean_db.shape).astype(np.float32)
     return (mean_db + 10.0 * np.log10(speckle)).astype(np.float32)
 
@@ -291,25 +308,62 @@ def _clouds(rng: np.random.Generator, size: int, level: float) -> tuple[np.ndarr
     return opacity.astype(np.float32), spectrum.astype(np.float32)
 
 
-def _cloudiness_levels(n: int, rng: np.random.Generator) -> np.ndarray:
-    """One cloudiness level per scene, one per stratum of [-0.05, 1.05] (clipped to [0, 1]) in random order.
+def _cloudiness_levels(n: int, rng: np.random.Generator, mean: float, std: float) -> np.ndarray:
+    """One cloudiness level in [0, 1] per scene, stratified over a Beta distribution of ``mean`` and ``std``.
 
-    Stratified so that even two or three scenes span clear to overcast; the margins make some scenes fully
-    clear or fully overcast, as real acquisitions often are.
+    Scene ``k`` of a random order takes a random quantile within the ``k``-th of ``n`` equal strata, so that
+    even two or three scenes span clear to overcast with about the wanted mean. With the paper's per-patch
+    coverage (58 ± 37 %) the Beta is U-shaped: many acquisitions are almost clear or almost overcast, as real
+    ones are.
     """
-    levels = (rng.permutation(n) + rng.uniform(0.0, 1.0, n)) / n * 1.1 - 0.05
-    return np.clip(levels, 0.0, 1.0)
+    k = mean * (1.0 - mean) / std**2 - 1.0
+    quantiles = (rng.permutation(n) + rng.uniform(0.0, 1.0, n)) / n
+    return stats.beta.ppf(quantiles, mean * k, (1.0 - mean) * k).astype(np.float64)
+
+
+#: How much a second acquisition differs outside the clouds (illustrative magnitudes, not fitted to data):
+#: the per-band gain of illumination and calibration, the additive path radiance of a change of aerosol optical
+#: depth by ±0.1 (strongest in the blue, nil in the absorbed B10), and the fractional change of the red edge and
+#: NIR of vegetation between two dates of one season.
+_GAIN_SPREAD = 0.03
+#    B01   B02   B03   B04   B05   B06   B07   B08   B8A   B09   B10   B11   B12
+_PATH_RADIANCE = np.array(
+    [.020, .016, .011, .008, .006, .005, .004, .004, .003, .002, 0.0, .001, .001], dtype=np.float32)
+_PHENOLOGY_BANDS = ("B05", "B06", "B07", "B08", "B8A")
+_PHENOLOGY_SPREAD = 0.10
+_VEGETATION_IGBP = np.array([0] + [1] * 12 + [0, 1, 0, 0, 0], dtype=np.float32)  # index = IGBP id; 13 urban
+_CHANGED_AREA = 0.03  # fraction of the scene whose surface changed between the dates (harvest, ploughing)
+
+
+def _other_date(rng: np.random.Generator, surface: np.ndarray, igbp: np.ndarray) -> np.ndarray:
+    """The clear-sky surface of ``surface`` (13, H, W) on another date of the same season, (13, H, W) float32."""
+    size = igbp.shape[0]
+    gain = rng.uniform(1.0 - _GAIN_SPREAD, 1.0 + _GAIN_SPREAD, S2_BANDS).astype(np.float32)[:, None, None]
+    other = surface * gain
+    # Phenology: vegetation greens up or browns down, the same way over the scene, by a patchy amount.
+    vegetation = _VEGETATION_IGBP[igbp.astype(np.int64)]
+    change = rng.uniform(-_PHENOLOGY_SPREAD, _PHENOLOGY_SPREAD) * (
+        1.0 + 0.5 * _smooth_fields(rng, 1, size, sigma_px=30.0)[0])
+    for band in _PHENOLOGY_BANDS:
+        other[S2_BAND_NAMES.index(band)] *= 1.0 + change * vegetation
+    # Atmosphere: another aerosol load, smoothly varying over the scene.
+    aerosol = rng.uniform(-1.0, 1.0) + 0.5 * _smooth_fields(rng, 1, size, sigma_px=size / 6.0)[0]
+    other = other + _PATH_RADIANCE[:, None, None] * aerosol[None]
+    # A few parcels changed: harvested or ploughed fields look like bare soil on the other date.
+    parcels = _smooth_fields(rng, 1, size, sigma_px=6.0)[0]
+    changed = parcels > np.quantile(parcels, 1.0 - _CHANGED_AREA)
+    other[:, changed] = 0.5 * other[:, changed] + 0.5 * IGBP_S2_REFLECTANCE[15][:, None]  # IGBP 16, barren
+    return np.maximum(other, 0.0).astype(np.float32)
 
 
 def _simulate_scene(rng: np.random.Generator, size: int, palette: np.ndarray, level: float) -> _Scene:
     igbp = _land_cover(rng, size, palette)
-    surface = _surface_reflectance(rng, igbp)
+    ground = _smooth_fields(rng, 1, size, sigma_px=10.0)[0]
+    surface = _surface_reflectance(rng, igbp, ground)
     s2 = _sensor(rng, surface)
-    s1 = _backscatter(rng, igbp)
+    s1 = _backscatter(rng, igbp, ground)
     opacity, cloud = _clouds(rng, size, level)
-    # The cloudy image is another date: the surface drifts by a few percent per band under the clouds.
-    drift = rng.uniform(0.97, 1.03, S2_BANDS).astype(np.float32)[:, None, None]
-    s2_cloudy = _sensor(rng, (1.0 - opacity) * surface * drift + opacity * cloud)
+    s2_cloudy = _sensor(rng, (1.0 - opacity) * _other_date(rng, surface, igbp) + opacity * cloud)
     lc = np.stack([igbp, _LCCS_LC[igbp], _LCCS_LU[igbp], _LCCS_SH[igbp]])
     return _Scene(s1=s1, s2=s2, s2_cloudy=s2_cloudy, lc=lc, truth=opacity >= TRUE_MASK_OPACITY)
 
@@ -420,7 +474,10 @@ def generate_trees(
     ordered = sorted(scenes, key=lambda s: (season_index[s[0]], s[1]))
     set_rng = np.random.default_rng([seed, 0])
     group_order = set_rng.permutation(len(CLASSES))
-    levels = _cloudiness_levels(len(ordered), set_rng)
+    holdout = np.array([scene in HOLDOUT_SCENES[season] for season, scene in ordered])
+    levels = np.empty(len(ordered))
+    for split, members in (("test", holdout), ("train", ~holdout)):
+        levels[members] = _cloudiness_levels(int(members.sum()), set_rng, *PAPER_CLOUD_COVERAGE[split])
     per_scene = grid * grid
     roots = (sen12ms_root, sen12mscr_root)
     lonely = set_rng.choice(len(ordered) * per_scene, size=2 * only_in_one_tree, replace=False).tolist()
