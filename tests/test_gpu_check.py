@@ -65,6 +65,22 @@ def test_gpu_mode_without_a_gpu_names_the_dry_run(tmp_path):
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+def test_spent_budget_skips_measurements_with_a_note_instead_of_overrunning(tmp_path):
+    out = tmp_path / "out"
+    proc = subprocess.run(["bash", str(SCRIPT), "--dry", "--skip-workflow", "--budget-s", "1", "--out", str(out)],
+                          check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "OUT": ""})
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    results = json.loads((out / "results.json").read_text(), parse_constant=_no_nan)
+    rows = results["throughput"]
+    assert rows and all(r["status"] == "skipped" and r["reason"].startswith("deadline") for r in rows)
+    assert len(rows) == 5 * 3 + 1  # every eager row and the one compiled row of the dry preset, none started
+    assert results["precision_curves"]["status"] == "skipped"
+    assert results["loader"]["status"] == "skipped"  # no workflow data to load
+    assert results["workflow"] == {"status": "skipped", "reason": "--skip-workflow"}
+    assert any("budget ran out" in note for note in results["notes"])
+    assert "skipped: deadline" in (out / "results.txt").read_text()
+
+
 @pytest.mark.slow
 def test_dry_run_exercises_every_section(tmp_path):
     out = tmp_path / "out"
