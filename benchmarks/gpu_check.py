@@ -42,6 +42,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -576,7 +577,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"gpu_check: {err}; for the CPU rehearsal use --dry") from err
     out = args.out.resolve()
     work = (args.work or out.parent / f"{out.name}_work").resolve()
-    work.mkdir(parents=True, exist_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+    except PermissionError:  # e.g. $OUT in a folder we may not write beside: the workdir goes to /tmp
+        if args.work:
+            raise
+        work = Path(tempfile.mkdtemp(prefix="gpu_check_work_"))
     torch.backends.cudnn.benchmark = device.type == "cuda"  # as train_model sets it when not deterministic
     results: dict[str, Any] = {
         "format": FORMAT, "dry": args.dry, "started": datetime.datetime.now().isoformat(timespec="seconds"),
