@@ -108,6 +108,7 @@ __all__ = [
     "DistributedContext",
     "EpochBatchSampler",
     "TrainingObjective",
+    "batch_to_device",
     "check_resume_identity",
     "distributed_context",
     "file_sha256",
@@ -579,7 +580,7 @@ def _validate(
     loss_sum, n, n_correct = 0.0, 0, 0
     logits, targets, psnr = [], [], []
     for batch in loader:
-        x, s2, mask, y = _to_device(batch, device, channels_last)
+        x, s2, mask, y = batch_to_device(batch, device, channels_last)
         with autocast:
             loss, out = objective(x, s2, mask, y)
         loss_sum += loss.item() * len(x)
@@ -601,7 +602,7 @@ def _validate(
     return {"val_loss": loss_sum / n, "val_f1": f1, "val_psnr": mean_psnr}
 
 
-def _to_device(
+def batch_to_device(
     batch: Mapping[str, torch.Tensor], device: torch.device, channels_last: bool
 ) -> list[torch.Tensor | None]:
     """``x``, ``s2``, ``mask``, ``y`` of a batch on ``device`` (None for what it lacks: pretext batches).
@@ -880,7 +881,7 @@ def _train(
                    disable=not (progress and ctx.is_main),
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
         for step, batch in enumerate(bar):
-            x, s2, mask, y = _to_device(batch, device, amp)
+            x, s2, mask, y = batch_to_device(batch, device, amp)
             n_global = sampler.global_batch_size(step)
             with autocast:
                 loss, _ = runner(x, s2, mask, y)
