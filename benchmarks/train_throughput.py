@@ -3,9 +3,10 @@
 Each model (default ``model`` config = Table 1 sizes) takes a few Adam steps of its real training loss
 (:class:`hcrlc.training.TrainingObjective`) on random inputs, twice in one run:
 
-* on CUDA — baseline: fp32 (TF32 off), NCHW; ours: what ``train_model`` does with ``amp: true`` (bf16 autocast +
+* on CUDA — baseline: fp32, NCHW (PyTorch's default TF32 settings, not ``train_model``'s ``precision: fp32``,
+  which turns TF32 off); ours: what ``train_model`` does with ``precision: bf16`` (bf16 autocast +
   channels_last), both at ``--batch``;
-* on CPU — baseline: the same fp32 step at half the batch; ours: at ``--batch`` (amp is CUDA-only).
+* on CPU — baseline: the same fp32 step at half the batch; ours: at ``--batch`` (bf16 is CUDA-only).
 
 It prints both rows and the ratio ours / baseline. FLOPs per training sample (forward + backward, and for
 ``hcr_c_net`` the frozen HCR-Net's forward) are counted once with

@@ -18,11 +18,12 @@ from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.data.layout import scene_key, sen12ms_path, sen12mscr_path
 from hcrlc.data.shards import scan_scene
 from hcrlc.data.splits import is_holdout
+from hcrlc.data.synthetic import generate_trees
 from hcrlc.errors import DataError
 from hcrlc.paper import TARGET_COLUMNS
 
 
-def run_stage(ms: Path, cr: Path, work: Path, labels_pkl=None, val_fraction=0.25):
+def run_stage(ms: Path, cr: Path, work: Path, labels_pkl=None, val_fraction=0.25, val_mode="patches"):
     listing, listing_excluded = build_listing(ms, cr)
     scans, clouds = [], []
     for (season, scene), rows in listing.groupby(["season", "scene"]):
@@ -31,7 +32,7 @@ def run_stage(ms: Path, cr: Path, work: Path, labels_pkl=None, val_fraction=0.25
         clouds.append(compute_scene_masks(work / "shards" / key, work / "masks" / key, threshold=0.4, engine="fast",
                                           average_over=1, dilation_size=1, progress=False))
     index, excluded = build_index(listing, listing_excluded, scans, clouds, val_fraction=val_fraction, seed=0,
-                                  label_threshold=0.1, labels_pkl=labels_pkl)
+                                  val_mode=val_mode, label_threshold=0.1, labels_pkl=labels_pkl)
     return index, excluded
 
 
@@ -101,11 +102,11 @@ def test_bad_inputs_are_excluded_with_reasons(tiny_tree, tmp_path):
     prof.update(count=12)
     with rasterio.open(f, "w", **prof) as dst:
         dst.write(data[:12])
-    # 3. NaN in S1
+    # 3. S1 on another CRS (a neighbouring UTM zone)
     f = sen12mscr_path(cr, "s1", s2, c2, p2)
     with rasterio.open(f) as src:
         prof, data = src.profile, src.read()
-    data[0, 10, 10] = np.nan
+    prof.update(crs=rasterio.crs.CRS.from_epsg(prof["crs"].to_epsg() + 1))
     with rasterio.open(f, "w", **prof) as dst:
         dst.write(data)
     # 4. S1 on another grid (shifted by one pixel)
@@ -122,8 +123,8 @@ def test_bad_inputs_are_excluded_with_reasons(tiny_tree, tmp_path):
     reason = {tuple(r[:3]): r[3] for r in excluded[["season", "scene", "patch", "reason"]].itertuples(index=False)}
     assert "unreadable" in reason[victims[0]] and "s2_cloudy" in reason[victims[0]]
     assert "12 bands, expected 13" in reason[victims[1]]
-    assert "non-finite" in reason[victims[2]]
-    assert "grid" in reason[victims[3]]
+    assert "grid (CRS EPSG:" in reason[victims[2]] and "s1" in reason[victims[2]]
+    assert "grid (transform" in reason[victims[3]] and "by 1 px" in reason[victims[3]]
     assert reason[victims[4]] == "missing file: SEN12MS lc"
     for v in victims:
         assert not ((index.season == v[0]) & (index.scene == v[1]) & (index.patch == v[2])).any()
@@ -157,7 +158,7 @@ def test_missing_tree_names_path_and_fix(tmp_path):
 def test_dataset_returns_authors_preprocessing(tiny_tree, tmp_path):
     ms, cr, _ = tiny_tree
     work = tmp_path / "work"
-    index, excluded = run_stage(ms, cr, work)
+    index, _ = run_stage(ms, cr, work)
     ds = TripletDataset(index, work / "shards", work / "masks")
     item = ds[3]
     row = index.iloc[3]
@@ -176,6 +177,9 @@ def test_dataset_returns_authors_preprocessing(tiny_tree, tmp_path):
     # S1 standardisation: -25 dB clip and NaN -> 0 before standardising
     z = prepare_s1(np.array([[[np.nan]], [[-40.0]]], dtype=np.float32))
     np.testing.assert_allclose(z[:, 0, 0], [(0 + 11.76858) / 4.525339, (-25 + 18.294598) / 4.3586307], rtol=1e-6)
+    # ±inf as the authors' np.nan_to_num + clip: to the clip bounds
+    z = prepare_s1(np.array([[[-np.inf]], [[np.inf]]], dtype=np.float32))
+    np.testing.assert_allclose(z[:, 0, 0], [(-25 + 11.76858) / 4.525339, (0 + 18.294598) / 4.3586307], rtol=1e-6)
 
 
 def test_summary_reports_per_split_coverage(tiny_tree, tmp_path):
@@ -256,5 +260,176 @@ def test_scene_with_no_usable_triplet_yields_empty_outputs(tiny_tree, tmp_path):
     assert len(table) == 0 and len(cloud) == 0
     assert np.load(tmp_path / "masks" / "winter_99" / "mask.npy").shape == (0, 8192)
     index, excluded = build_index(listing.iloc[:0], listing_excluded, [table], [cloud], val_fraction=0.1, seed=0,
-                                  label_threshold=0.1)
+                                  val_mode="scenes", label_threshold=0.1)
     assert len(index) == 0 and len(excluded) == len(listing_excluded)
+
+
+# --- the authors' exclusions, grids compared by meaning, scene-level validation -------------------------------
+
+#: a transverse Mercator that matches no EPSG code (so the CRS reads back as WKT, names included), written two ways
+CUSTOM_TM_WKT = (
+    'PROJCS["Custom TM A",GEOGCS["WGS 84",DATUM["WGS_1984",SPHEROID["WGS 84",6378137,298.257223563,'
+    'AUTHORITY["EPSG","7030"]],AUTHORITY["EPSG","6326"]],PRIMEM["Greenwich",0],UNIT["degree",0.0174532925199433]],'
+    'PROJECTION["Transverse_Mercator"],PARAMETER["latitude_of_origin",0],PARAMETER["central_meridian",15.5],'
+    'PARAMETER["scale_factor",0.9996],PARAMETER["false_easting",500000],PARAMETER["false_northing",0],'
+    'UNIT["metre",1]]'
+)
+CUSTOM_TM_PROJ = "+proj=tmerc +lat_0=0 +lon_0=15.5 +k=0.9996 +x_0=500000 +y_0=0 +datum=WGS84 +units=m +no_defs"
+TRAP_SCENES = [("spring", 15), ("summer", 146), ("spring", 1), ("fall", 3), ("winter", 9)]
+
+
+def _patch_files(ms: Path, cr: Path, season: str, scene: int, patch: int) -> list[Path]:
+    return ([sen12ms_path(ms, k, season, scene, patch) for k in ("s1", "s2", "lc")]
+            + [sen12mscr_path(cr, k, season, scene, patch) for k in ("s1", "s2", "s2_cloudy")])
+
+
+def _set_crs(path: Path, crs) -> None:
+    with rasterio.open(path, "r+") as dst:
+        dst.crs = crs
+
+
+@pytest.fixture(scope="module")
+def trap_tree(tmp_path_factory) -> dict:
+    """A real-layout tree with traps; returns the roots and the key of each trap.
+
+    - the authors' known broken patch (summer 146 p202; a patch of that scene renamed to it in both trees);
+    - an ordinary patch whose S1 holds 3 NaN pixels (one of them NaN in both bands);
+    - scene fall_3: SEN12MS-CR files in a custom transverse Mercator, its lc files in the same CRS written as a
+      PROJ string (equal CRSs whose text differs), one lc transform off by 1e-4 px (float noise);
+    - scene winter_9: every lc file in the neighbouring UTM zone (a real grid mismatch, the whole scene).
+    """
+    root = tmp_path_factory.mktemp("trap")
+    ms, cr = root / "SEN12MS", root / "SEN12MS-CR"
+    patches = generate_trees(ms, cr, scenes=TRAP_SCENES, grid=2, seed=5, only_in_one_tree=0)
+    by_scene = {key: group.patch.tolist() for key, group in patches.groupby(["season", "scene"])}
+
+    renamed = 202 if 202 in by_scene[("summer", 146)] else by_scene[("summer", 146)][1]
+    for f in _patch_files(ms, cr, "summer", 146, renamed):
+        f.rename(f.with_name(f.name.replace(f"_p{renamed}.tif", "_p202.tif")))
+    patches.loc[(patches.season == "summer") & (patches.scene == 146) & (patches.patch == renamed), "patch"] = 202
+
+    nan_key = ("spring", 1, by_scene[("spring", 1)][2])
+    f = sen12mscr_path(cr, "s1", *nan_key)
+    with rasterio.open(f) as src:
+        prof, data = src.profile, src.read()
+    data[0, 5, 7] = data[1, 5, 7] = data[0, 100, 3] = data[1, 200, 250] = np.nan
+    with rasterio.open(f, "w", **prof) as dst:
+        dst.write(data)
+
+    for patch in by_scene[("fall", 3)]:
+        for kind in ("s1", "s2", "s2_cloudy"):
+            _set_crs(sen12mscr_path(cr, kind, "fall", 3, patch), rasterio.crs.CRS.from_wkt(CUSTOM_TM_WKT))
+        _set_crs(sen12ms_path(ms, "lc", "fall", 3, patch), rasterio.crs.CRS.from_proj4(CUSTOM_TM_PROJ))
+    noisy_key = ("fall", 3, by_scene[("fall", 3)][0])
+    with rasterio.open(sen12ms_path(ms, "lc", *noisy_key), "r+") as dst:
+        dst.transform = dst.transform @ rasterio.Affine.translation(1e-4, -1e-4)
+
+    for patch in by_scene[("winter", 9)]:
+        f = sen12ms_path(ms, "lc", "winter", 9, patch)
+        with rasterio.open(f) as src:
+            zone = src.crs.to_epsg()
+        _set_crs(f, rasterio.crs.CRS.from_epsg(zone + 1 if zone % 100 < 60 else zone - 1))
+    return {"ms": ms, "cr": cr, "patches": patches, "nan_key": nan_key, "noisy_key": noisy_key,
+            "n_winter_9": len(by_scene[("winter", 9)])}
+
+
+def _keys(frame) -> set[tuple]:
+    return set(map(tuple, frame[["season", "scene", "patch"]].to_numpy().tolist()))
+
+
+def test_trap_tree_exclusions_are_the_authors(trap_tree, tmp_path, caplog):
+    caplog.set_level("INFO", logger="hcrlc")
+    t = trap_tree
+    index, excluded = run_stage(t["ms"], t["cr"], tmp_path / "work", val_mode="scenes")
+    reason = {tuple(r[:3]): r[3] for r in excluded[["season", "scene", "patch", "reason"]].itertuples(index=False)}
+
+    # the authors' one dropped patch, by id, with that reason
+    assert reason[("summer", 146, 202)].startswith("known broken patch ROIs1868_summer_s2_146_p202")
+    # NaN in S1 keeps the patch; the index counts the pixels; the prepared sample is finite (NaN -> 0 dB)
+    row = index[(index.season == "spring") & (index.scene == 1) & (index.patch == t["nan_key"][2])]
+    assert len(row) == 1 and int(row.s1_nonfinite_px.iloc[0]) == 3
+    assert (index.drop(row.index).s1_nonfinite_px == 0).all()
+    item = TripletDataset(row, tmp_path / "work" / "shards", tmp_path / "work" / "masks")[0]
+    assert torch_isfinite(item["x"]) and float(item["x"][13, 5, 7]) == pytest.approx(11.76858 / 4.525339, rel=1e-6)
+    # equal CRSs written differently, and transform noise far below a pixel: the whole of fall_3 is kept
+    fall = patches_of(t["patches"], "fall", 3)
+    assert fall <= _keys(index) and t["noisy_key"] in _keys(index)
+    # a real grid mismatch still excludes, and a scene lost whole is named in one log line with its reason
+    winter = patches_of(t["patches"], "winter", 9)
+    assert winter <= set(reason) and all("lc grid (CRS EPSG:" in reason[k] for k in winter)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scene winter_9: all")]
+    assert len(lines) == 1
+    assert lines[0].startswith(f"scene winter_9: all {t['n_winter_9']} patches excluded: lc grid differs from "
+                               "s2_cloudy's")
+    # every patch is accounted for, once
+    assert _keys(index) | set(reason) == _keys(t["patches"]) and not _keys(index) & set(reason)
+
+
+def patches_of(patches, season: str, scene: int) -> set[tuple]:
+    return _keys(patches[(patches.season == season) & (patches.scene == scene)])
+
+
+def torch_isfinite(x) -> bool:
+    import torch
+
+    return bool(torch.isfinite(x).all())
+
+
+def test_trap_tree_scene_validation_shares_no_scene_and_no_pixel(trap_tree, tmp_path):
+    from hcrlc.data.splits import count_val_overlapping_train
+
+    t = trap_tree
+    by_mode = {mode: run_stage(t["ms"], t["cr"], tmp_path / mode, val_fraction=0.2, val_mode=mode)[0]
+               for mode in ("scenes", "patches")}
+    index = by_mode["scenes"]
+    trainval = index[index.split.isin(["train", "val"])]
+    val_scenes = set(zip(trainval[trainval.split == "val"].season, trainval[trainval.split == "val"].scene))
+    train_scenes = set(zip(trainval[trainval.split == "train"].season, trainval[trainval.split == "train"].scene))
+    assert val_scenes and train_scenes and not val_scenes & train_scenes
+    assert (trainval.split == "val").sum() >= 0.2 * len(trainval)
+    assert count_val_overlapping_train(index) == 0
+    # the same tree split by patches: (2 x 2 patches per scene, all overlapping) every val patch touches train
+    patches = by_mode["patches"]
+    n_val = int((patches.split == "val").sum())
+    assert n_val == round(0.2 * len(trainval)) and count_val_overlapping_train(patches) == n_val
+
+
+def test_summary_compares_counts_with_the_paper_on_real_data_only(tiny_tree, tmp_path):
+    from hcrlc.data.index import counts_line
+
+    ms, cr, _ = tiny_tree
+    index, excluded = run_stage(ms, cr, tmp_path / "work")
+    n_trainval, n_test = int(index.split.isin(["train", "val"]).sum()), int((index.split == "test").sum())
+    real = summarize(index, excluded, "real")
+    assert real["counts_vs_paper"] == {
+        "trainval": {"ours": n_trainval, "paper": 109_549, "difference": n_trainval - 109_549},
+        "test": {"ours": n_test, "paper": 12_666, "difference": n_test - 12_666},
+        "match": False,
+    }
+    line = counts_line(real)
+    assert f"train+val {n_trainval:,} (paper 109,549, {n_trainval - 109_549:+,})" in line
+    assert f"test {n_test:,} (paper 12,666, {n_test - 12_666:+,})" in line and line.endswith("DIFFER")
+    synthetic = summarize(index, excluded, "synthetic")
+    assert "counts_vs_paper" not in synthetic
+    assert counts_line(synthetic).startswith("synthetic data: split sizes not compared")
+    # the paper's counts give "match"
+    paper_like = real | {"counts_vs_paper": {k: {"ours": v, "paper": v, "difference": 0}
+                                             for k, v in (("trainval", 109_549), ("test", 12_666))} | {"match": True}}
+    assert counts_line(paper_like).endswith(": match")
+
+
+def test_non_finite_s1_is_prepared_alike_on_both_paths():
+    """NaN -> 0 dB, +inf -> 0 dB, -inf -> -25 dB on the CPU path and the device path (authors' nan_to_num + clip)."""
+    import torch
+
+    from hcrlc.data.dataset import prepare_batch
+
+    s1 = np.full((1, 2, 8, 8), -12.0, dtype=np.float32)
+    s1[0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    s1[0, 1, 4, 4] = np.nan
+    batch = {"s1": torch.from_numpy(s1), "s2_cloudy": torch.zeros(1, 13, 8, 8, dtype=torch.uint16),
+             "s2": torch.zeros(1, 13, 8, 8, dtype=torch.uint16), "mask": torch.zeros(1, 8, dtype=torch.uint8)}
+    on_device = prepare_batch(batch)["x"][0, 13:].numpy()
+    np.testing.assert_array_equal(on_device, prepare_s1(s1[0]))
+    expected_db = np.array([0.0, 0.0, -25.0], dtype=np.float32)
+    np.testing.assert_allclose(on_device[0, 0, :3], (expected_db + 11.76858) / 4.525339, rtol=1e-6)

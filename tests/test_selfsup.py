@@ -34,7 +34,15 @@ from hcrlc.errors import CheckpointError, ConfigError
 from hcrlc.jobs import evaluate_job
 from hcrlc.models import build_model
 from hcrlc.pretext import nested_label_subsets
-from hcrlc.selfsup import NEW_LAYERS, PRETEXT_SKIP, SSL_MODEL, pretext_datasets, pretext_job, ssl_job
+from hcrlc.selfsup import (
+    NEW_LAYERS,
+    PRETEXT_SKIP,
+    SSL_MODEL,
+    _write_run_outputs,
+    pretext_datasets,
+    pretext_job,
+    ssl_job,
+)
 from hcrlc.training import PRETEXT, PRETEXT_COLUMNS, load_checkpoint, load_model, train_model
 
 SIZE = 32
@@ -252,10 +260,10 @@ def test_pretext_pairs_overlap_by_half_on_the_side_their_direction_names(packed)
 
 
 def ssl(run: str, packed: dict, out_dir: Path, pretext: Path | None, fraction: int = 25, frozen: int = 1,
-        finetune: int = 1) -> dict:
-    return ssl_job(run, **packed, out_dir=out_dir, model_cfg=TREE_TINY, train_cfg=tree_cfg(),
+        finetune: int = 1, scratch: int | None = 2, **train_overrides) -> dict:
+    return ssl_job(run, **packed, out_dir=out_dir, model_cfg=TREE_TINY, train_cfg={**tree_cfg(), **train_overrides},
                    fraction=fraction, pretext_checkpoint=pretext, frozen_epochs=frozen,
-                   finetune_epochs=finetune, seed=0)
+                   finetune_epochs=finetune, seed=0, scratch_epochs=scratch)
 
 
 def test_pretext_then_ssl_on_and_off_give_evaluable_checkpoints(packed, tree_pretext, tmp_path, caplog):
@@ -279,9 +287,9 @@ def test_pretext_then_ssl_on_and_off_give_evaluable_checkpoints(packed, tree_pre
 
         ckpt = load_checkpoint(out / "best.pt", expected_name=SSL_MODEL)
         best_row = rows[ckpt["epoch"] - 1]
-        assert ckpt["stage"] == best_row["stage"]
+        assert ckpt["stage"] == best_row["stage"] == stages[-1]  # the last stage's best epoch is the run's
         assert ckpt["value"] == pytest.approx(float(best_row["val_f1"]))
-        assert ckpt["value"] == max(float(r["val_f1"]) for r in rows)
+        assert ckpt["value"] == max(float(r["val_f1"]) for r in rows if r["stage"] == stages[-1])
         model = load_model(out / "best.pt", TREE_TINY, expected_name=SSL_MODEL)
         assert model.heads == ("recon", "logits")
         metrics = evaluate_job(out / "best.pt", **packed, out_dir=tmp_path / f"eval_{run}", run=run,
@@ -294,12 +302,45 @@ def test_label_fractions_are_nested_subsets_of_the_training_split(packed, tmp_pa
     sizes = {}
     for fraction in (50, 100):
         summary = ssl(f"ssl_off_{fraction}", packed, tmp_path / str(fraction), None, fraction=fraction,
-                      frozen=0)
+                      frozen=0, scratch=1)
         sizes[fraction] = summary["n_train"]
     n_train = sizes[100]
     subsets = nested_label_subsets(n_train, [25, 50, 75, 100], seed=0)
     assert sizes == {50: len(subsets[50]), 100: n_train}
     assert f"{len(subsets[50])} of {n_train} labelled training patches (50 %)" in caplog.text
+
+
+def test_ssl_off_trains_training_epochs_unless_scratch_epochs_says_otherwise(packed, tmp_path) -> None:
+    """The paper trains every model 10 epochs: ssl_off runs ``training.epochs``, not frozen + finetune."""
+    off = ssl("ssl_off_25", packed, tmp_path / "off", None, frozen=4, finetune=5, scratch=None, epochs=3)
+    assert [r["stage_epoch"] for r in off["metrics"]] == [1, 2, 3]
+    off = ssl("ssl_off_25", packed, tmp_path / "off1", None, frozen=4, finetune=5, scratch=1, epochs=3)
+    assert [r["stage_epoch"] for r in off["metrics"]] == [1]
+
+
+def test_the_run_model_is_the_finetuning_stage_best_even_when_a_frozen_epoch_validates_better(
+        pretext_checkpoint, tmp_path) -> None:
+    """The paper's final model is stage 3's. Here the frozen stage learns (lr 1e-2) and the fine-tuning stage,
+    started from it, is wrecked by a learning rate of 1, so the frozen stage holds the best validation F1."""
+    frozen = tmp_path / "frozen"
+    frozen_stage(frozen, pretext_checkpoint, train_cfg=train_cfg(epochs=2, deterministic=True))
+    finetune = tmp_path / "finetune"
+    train_model(SSL_MODEL, LearnableTriplets(16), LearnableTriplets(8, seed=1), finetune, model_cfg=TINY,
+                train_cfg=train_cfg(epochs=2, lr=1.0, deterministic=True), init_checkpoint=frozen / "best.pt",
+                progress=False)
+    values = {stage: load_checkpoint(d / "best.pt")["value"] for stage, d in (("frozen", frozen), ("finetune",
+                                                                                                  finetune))}
+    assert values["frozen"] > values["finetune"]  # the situation this test is about
+
+    out = tmp_path / "run"
+    out.mkdir()
+    summary = _write_run_outputs("ssl_on_25", [("frozen", 2, frozen / "best.pt"), ("finetune", 2, finetune / "best.pt")],
+                                 out, extra={})
+    ckpt = load_checkpoint(out / "best.pt", expected_name=SSL_MODEL)
+    assert (summary["best_stage"], ckpt["stage"], ckpt["value"]) == ("finetune", "finetune", values["finetune"])
+    assert ckpt["epoch"] == 2 + load_checkpoint(finetune / "best.pt")["epoch"]  # counted over the whole run
+    assert_same_tensors(ckpt["state_dict"], load_checkpoint(finetune / "best.pt")["state_dict"])
+    assert [r["stage"] for r in read_metrics(out / "metrics.csv")] == ["frozen"] * 2 + ["finetune"] * 2
 
 
 def test_ssl_run_arguments_are_checked(packed, tree_pretext, tmp_path) -> None:

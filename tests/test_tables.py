@@ -67,6 +67,8 @@ def test_table2_means_and_stds_over_seeds_beside_the_paper(tmp_path) -> None:
         "hcr_net": [_metrics_file(tmp_path / "hcr.json", psnr=25.0, ssim=0.8, ssim_standard=0.7)],
         "hcr_lc_uncertain": [_metrics_file(tmp_path / "unc.json", **cls, psnr=24.0, ssim=0.75,
                                            ssim_standard=0.6)],
+        # its evaluation scores the frozen HCR-Net's reconstruction too; Table 2 leaves those cells empty
+        "hcr_c_net": [_metrics_file(tmp_path / "cnet.json", **cls, psnr=25.0, ssim=0.8, ssim_standard=0.7)],
     }
     frame = table2(metrics, "synthetic", "abc123")
     assert frame["model"].tolist() == list(TABLE2)
@@ -94,6 +96,9 @@ def test_table2_means_and_stds_over_seeds_beside_the_paper(tmp_path) -> None:
     assert "0.5500 ± 0.0707" in lines["LC-Net"] and "0.6704" in lines["LC-Net"]  # ours, then the paper's
     assert "missing" in lines["HCR&LC-Net 1:1"] and "0.6799" in lines["HCR&LC-Net 1:1"]
     assert lines["HCR-Net"].count("25.0000") == 1 and "27.9342" in lines["HCR-Net"]
+    assert by_model.loc["hcr_c_net", "f1"] == pytest.approx(0.55)
+    assert by_model.loc["hcr_c_net", ["psnr", "ssim", "ssim_standard"]].isna().all()
+    assert "25.0000" not in lines["HCR-Net + C-Net"] and lines["HCR-Net + C-Net"].count("—") == 5  # as the paper
 
 
 def test_table2_rejects_unknown_models_and_sources(tmp_path) -> None:

@@ -22,12 +22,16 @@ import yaml
 from torch.utils.data import Dataset
 
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
+from hcrlc.models import LOGITS
 from hcrlc.training import (
     TRAINING_DEFAULTS,
     EpochBatchSampler,
+    _validate,
     launch_command,
     load_checkpoint,
     load_model,
+    resolve_training_config,
+    tf32_math,
     train_model,
 )
 
@@ -114,6 +118,47 @@ def test_training_defaults_match_the_schema() -> None:
     properties = schema["properties"]["training"]["properties"]
     assert {k: v["default"] for k, v in properties.items()} == TRAINING_DEFAULTS
     assert set(schema["definitions"]["training"]["properties"]) == set(TRAINING_DEFAULTS)
+
+
+def test_precision_is_fp32_by_default_and_checked() -> None:
+    assert resolve_training_config({})["precision"] == "fp32"  # the authors' training script has no autocast
+    assert resolve_training_config({"precision": "bf16"})["precision"] == "bf16"
+    with pytest.raises(ConfigError, match="training.precision must be one of"):
+        resolve_training_config({"precision": "fp16"})
+    with pytest.raises(ConfigError, match="`amp: true` is now `precision: bf16`"):
+        resolve_training_config({"amp": True})
+
+
+class PrecisionProbe(torch.nn.Module):
+    """A validation objective that records, per batch, whether autocast and TF32 are on while it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(15, 10)
+        self.seen: list[tuple[bool, bool, bool]] = []
+
+    def forward(self, x, s2, mask, y):
+        self.seen.append((torch.is_autocast_enabled("cpu"), torch.backends.cuda.matmul.allow_tf32,
+                          torch.backends.cudnn.allow_tf32))
+        logits = self.head(x.mean(dim=(2, 3)))
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, y), {LOGITS: logits}
+
+
+def test_validation_runs_in_fp32_under_any_training_precision() -> None:
+    """No autocast and no TF32 while validating, even inside a bf16 autocast with TF32 allowed (as ``bf16``
+    training is); the training's settings come back afterwards."""
+    probe = PrecisionProbe()
+    loader = torch.utils.data.DataLoader(LearnableTriplets(6), batch_size=4)
+    with torch.autocast("cpu", dtype=torch.bfloat16), tf32_math(True):
+        scores = _validate(probe, loader, torch.device("cpu"), channels_last=False, want_f1=True, want_psnr=False)
+        assert torch.is_autocast_enabled("cpu") and torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32
+    assert probe.seen == [(False, False, False)] * 2
+    with torch.no_grad():  # the fp32 loss, computed here without any context
+        x = LearnableTriplets(6).x
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(probe.head(x.mean(dim=(2, 3))),
+                                                                    LearnableTriplets(6).y, reduction="sum")
+    assert scores["val_loss"] == pytest.approx(float(loss) / (6 * 10), rel=1e-6)
 
 
 def test_unknown_training_key_and_misused_hcr_checkpoint_raise(tmp_path, hcr_checkpoint) -> None:

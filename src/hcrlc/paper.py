@@ -28,17 +28,21 @@ S2_BAND_NAMES: tuple[str, ...] = (
     "B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B10", "B11", "B12",
 )
 
-#: The one SEN12MS S1 patch known to hold NaNs [MS].
-KNOWN_BAD_S1 = ("summer", 146, 202)
+#: Patches dropped by name, (season, scene, patch): the authors' code drops ``ROIs1868_summer_s2_146_p202`` (the
+#: SEN12MS patch whose S1 is known to hold NaNs [MS]) and keeps every other patch, S1 NaN read as 0 [A]
+#: (a second one, ``ROIs1868_summer_s2_43_p363``, is commented out there, i.e. kept).
+DROPPED_PATCHES: tuple[tuple[str, int, int], ...] = (("summer", 146, 202),)
 
 # --- Split [MS], [P] ----------------------------------------------------------------------------------------------
-#: SEN12MS hold-out (test) scenes per season. Train+val = 109,549 and test = 12,666 on SEN12MS ∩ SEN12MS-CR [P].
+#: SEN12MS hold-out (test) scenes per season [MS], [P].
 HOLDOUT_SCENES: dict[str, frozenset[int]] = {
     "spring": frozenset({15, 17, 63, 97, 124, 146}),
     "summer": frozenset({15, 19, 43, 72, 79, 104, 131}),
     "fall": frozenset({30, 35, 39, 47, 61, 120, 141, 144}),
     "winter": frozenset({32, 64, 107, 135, 146}),
 }
+#: Patch counts of the paper's split on SEN12MS ∩ SEN12MS-CR [P]; the authors' split files hold train 102,811 +
+#: val 6,738 = 109,549 and test 12,666 (``bootstrapping_list_13.pkl``) [A]: 122,215 of SEN12MS-CR's 122,218 [CR].
 PAPER_N_TRAINVAL = 109_549
 PAPER_N_TEST = 12_666
 

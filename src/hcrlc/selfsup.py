@@ -12,8 +12,9 @@ finetune  HCR&LC-Net; the frozen stage's ``best.pt``      everything          ``
 ========  ==============================================  ==================  ============================
 
 ``ssl_on_{f}`` runs the frozen and fine-tuning stages on the labelled subset of ``f`` % of the training split;
-``ssl_off_{f}`` trains the same network from its seeded initialisation, all layers, for as many epochs
-(``frozen_epochs + finetune_epochs``) on the same subset. Both validate on the whole validation split.
+``ssl_off_{f}`` trains the same network from its seeded initialisation, all layers, on the same subset for
+``ssl.scratch_epochs`` epochs (null, the default: ``training.epochs`` with the ``models.ssl`` overrides — 10, the
+epochs of every model of the paper). Both validate on the whole validation split.
 
 **Decisions** (the paper does not say; the authors' code has no pretext code):
 
@@ -31,13 +32,16 @@ finetune  HCR&LC-Net; the frozen stage's ``best.pt``      everything          ``
   chosen on validation micro-F1 — the rule that selects every model of this project — and it continues that
   stage's loss weighting; its Adam state is fresh (the optimiser now holds other parameters). With
   ``frozen_epochs: 0`` it starts from the pretext directly.
-* *The run's model is its best epoch over both stages* by validation micro-F1, like ``ssl_off``'s over all its
-  epochs: both runs are selected by the same rule over the same epoch budget.
+* *The run's model is the best epoch of its last stage* by validation micro-F1: for ``ssl_on`` the fine-tuning
+  stage (stage 3, all layers), as the paper's final model is stage 3's — an epoch of the frozen stage, encoder
+  still at its pretext weights, is never the result; for ``ssl_off`` its only stage. ``metrics.csv`` keeps the
+  rows of every stage.
 * *Pretext data.* Training anchors are the training split, and their neighbours too: no validation image
   trains any network, not even without labels. Validation anchors are the validation split with neighbours
-  from training and validation patches of the same scene — the validation split is a random 10 % of the
-  patches, so two of them rarely neighbour each other — and their direction is drawn once (epoch 0), so every
-  epoch is scored on the same pairs. Test scenes are never used. Anchors without a neighbour are left out.
+  from training and validation patches of the same scene — with ``split.val_mode: patches`` two validation
+  patches rarely neighbour each other; with ``scenes`` every neighbour of a validation anchor is itself a
+  validation patch — and their direction is drawn once (epoch 0), so every epoch is scored on the same pairs.
+  Test scenes are never used. Anchors without a neighbour are left out.
 * *Seeds.* A run's ``seed`` draws its labelled subset (:func:`~hcrlc.pretext.nested_label_subsets`: the same
   seed gives nested subsets, 25 % ⊂ 50 % ⊂ 75 % ⊂ 100 %, and the same subset to ``ssl_on`` and ``ssl_off``),
   initialises, shuffles and, in the pretext, draws directions; it replaces ``train_cfg["seed"]``.
@@ -146,6 +150,7 @@ def ssl_job(
     frozen_epochs: int,
     finetune_epochs: int,
     seed: int,
+    scratch_epochs: int | None = None,
     code_version: str | None = None,
 ) -> dict[str, Any]:
     """``ssl_on_*`` (frozen + fine-tuning stages from ``pretext_checkpoint``) or ``ssl_off_*`` (from scratch).
@@ -158,13 +163,16 @@ def ssl_job(
             (its ``epochs`` and ``seed`` are replaced).
         fraction: percent of the training split that keeps its labels, one of 25, 50, 75, 100.
         pretext_checkpoint: the pretext's ``best.pt`` (ssl_on) or None (ssl_off).
-        frozen_epochs, finetune_epochs: epochs of the two stages; ssl_off trains their sum.
+        frozen_epochs, finetune_epochs: epochs of the two stages of ssl_on.
         seed: draws the labelled subset and seeds training (module docstring).
+        scratch_epochs: epochs of ssl_off; None = ``train_cfg``'s ``epochs`` (10 by default, as every model of
+            the paper).
         code_version: the workflow's hash of the code (:mod:`hcrlc.provenance`); a run or stage left by other
             code is refused rather than continued.
 
     Returns:
-        ``run``, ``best_stage``, ``best_epoch`` (over the whole run), ``best_value`` (validation micro-F1),
+        ``run``, ``best_stage`` (the last stage), ``best_epoch`` (counted over the whole run), ``best_value``
+        (validation micro-F1),
         ``n_train`` (the labelled subset), ``n_val``, ``metrics`` (one dict per epoch), ``best_path``,
         ``metrics_path``.
     """
@@ -179,6 +187,8 @@ def ssl_job(
     if frozen_epochs < 0 or finetune_epochs < 1:
         raise ConfigError(f"ssl needs frozen_epochs >= 0 and finetune_epochs >= 1, got {frozen_epochs} and "
                           f"{finetune_epochs}")
+    if scratch_epochs is not None and scratch_epochs < 1:
+        raise ConfigError(f"ssl.scratch_epochs must be >= 1 or null (= training.epochs), got {scratch_epochs}")
     out_dir = Path(out_dir)
     resume_dir = out_dir / "resume"
 
@@ -191,6 +201,7 @@ def ssl_job(
 
     model_cfg = resolve_model_config(model_cfg)
     cfg = resolve_training_config({**(train_cfg or {}), "seed": seed})
+    scratch_epochs = cfg["epochs"] if scratch_epochs is None else scratch_epochs
     pretext_sha256 = None
     if ssl_on:
         load_checkpoint(pretext_checkpoint, expected_name=PRETEXT)
@@ -205,6 +216,7 @@ def ssl_job(
         "pretext_checkpoint_sha256": pretext_sha256,
         "frozen_epochs": frozen_epochs,
         "finetune_epochs": finetune_epochs,
+        "scratch_epochs": None if ssl_on else scratch_epochs,
         "code_version": code_version,
     })
 
@@ -219,7 +231,7 @@ def ssl_job(
         return stage_name, epochs, stage_dir / "best.pt"
 
     if not ssl_on:
-        stages = [stage("scratch", frozen_epochs + finetune_epochs)]
+        stages = [stage("scratch", scratch_epochs)]
     elif frozen_epochs == 0:
         stages = [stage("finetune", finetune_epochs, init_checkpoint=pretext_checkpoint,
                         init_skip=PRETEXT_SKIP)]
@@ -244,20 +256,20 @@ def _check_run_identity(path: Path, identity: dict[str, Any]) -> None:
 def _write_run_outputs(
     run: str, stages: list[tuple[str, int, Path]], out_dir: Path, extra: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Join the stages' metrics, pick the run's best epoch, write metrics.csv and best.pt, clean up."""
+    """Join the stages' metrics, take the last stage's best epoch as the run's, write metrics.csv and best.pt,
+    clean up."""
     rows: list[dict[str, Any]] = []
-    candidates: list[dict[str, Any]] = []
     offset = 0
     for stage_name, epochs, stage_best in stages:
-        ckpt = load_checkpoint(stage_best, expected_name=SSL_MODEL)
-        candidates.append(ckpt | {"epoch": offset + ckpt["epoch"], "stage": stage_name})
         with (stage_best.parent / "metrics.csv").open(newline="") as f:
             for row in csv.DictReader(f):
                 rows.append({"stage": stage_name, "epoch": offset + int(row["epoch"]),
                              "stage_epoch": int(row["epoch"]),
                              **{k: float(v) if v != "" else None for k, v in row.items() if k != "epoch"}})
         offset += epochs
-    best = max(candidates, key=lambda c: c["value"])  # the first maximum: an earlier epoch wins a tie
+    last_name, last_epochs, last_best = stages[-1]
+    ckpt = load_checkpoint(last_best, expected_name=SSL_MODEL)
+    best = ckpt | {"epoch": offset - last_epochs + ckpt["epoch"], "stage": last_name}
     columns = STAGE_COLUMNS + tuple(k for k in rows[0] if k not in STAGE_COLUMNS)
     metrics_path, best_path = out_dir / "metrics.csv", out_dir / "best.pt"
     write_metrics_csv(rows, metrics_path, columns)

@@ -61,6 +61,10 @@ def write_table1(model_cfg: Mapping[str, Any] | None, out_csv: str | Path) -> pd
 #: Table 2 metrics that the paper reports, and ours only (the standard SSIM, see hcrlc.metrics).
 TABLE2_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "psnr", "ssim")
 TABLE2_OURS_ONLY: tuple[str, ...] = ("ssim_standard",)
+IMAGE_QUALITY: tuple[str, ...] = ("psnr", "ssim", "ssim_standard")
+#: Rows whose image-quality cells stay empty, as in the paper: HCR-Net + C-Net's reconstruction is its frozen
+#: HCR-Net's, whose numbers are the HCR-Net row's (its metrics.json still holds them).
+NO_IMAGE_QUALITY: frozenset[str] = frozenset({"hcr_c_net"})
 
 
 def check_source(source: str) -> str:
@@ -99,7 +103,7 @@ def table2(metrics: Mapping[str, Sequence[str | Path]], source: str, config_hash
     ``m_std`` (sample std over seeds, empty for one seed) and ``m_paper``; then ``ssim_standard`` and
     ``ssim_standard_std`` (ours only: the paper reports no standard SSIM); then ``source`` and
     ``config_hash``.
-    Our values are empty where the model has no such output.
+    Our values are empty where the model has no such output, and image quality for :data:`NO_IMAGE_QUALITY`.
     """
     check_source(source)
     unknown = sorted(set(metrics) - set(TABLE2))
@@ -115,11 +119,13 @@ def table2(metrics: Mapping[str, Sequence[str | Path]], source: str, config_hash
             "n_seeds": len(runs),
             "n_test": runs[0].get("n_test") if runs else None,
         }
+        shown = [r if model not in NO_IMAGE_QUALITY else {k: v for k, v in r.items() if k not in IMAGE_QUALITY}
+                 for r in runs]
         for key in TABLE2_METRICS:
-            row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in runs])
+            row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in shown])
             row[f"{key}_paper"] = paper[key]
         for key in TABLE2_OURS_ONLY:
-            row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in runs])
+            row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in shown])
         row["source"] = source
         row["config_hash"] = config_hash
         rows.append(row)

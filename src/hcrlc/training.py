@@ -22,6 +22,13 @@ persistent, since a persistent worker would keep the copy of the data set made a
 Adam (``lr``, ``weight_decay``) over the trainable parameters plus, for ``hcr_lc_uncertain``, the two
 log-variances (they are not model parameters, Table 1 does not count them).
 
+**Precision** (``training.precision``, CUDA only; CPU always computes in fp32). ``fp32``: IEEE float32
+throughout, TF32 off for matmuls and cuDNN convolutions (PyTorch's own default lets cuDNN convolutions use TF32)
+— the authors' training script has no autocast [A]. ``tf32``: float32 tensors, TF32 tensor-core matmuls and
+convolutions (10-bit mantissa products, fp32 accumulation). ``bf16``: bf16 autocast and channels_last, TF32 for
+what autocast keeps in float32 — the fastest, and the furthest from the authors' numbers. Whatever the
+setting, validation (and with it the choice of the best epoch) runs in fp32: no autocast, TF32 off.
+
 **Starting from other weights, training part of a network** (the self-supervised schedule,
 :mod:`hcrlc.selfsup`). ``init_checkpoint`` is a ``best.pt`` whose weights, less those under the ``init_skip``
 prefixes, are loaded with ``strict=False``; every loaded key must exist in the network with the same shape,
@@ -135,10 +142,12 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "deterministic": False,
     "num_workers": 4,
     "compile": False,
-    "amp": True,
+    "precision": "fp32",
     "max_train_samples": None,
     "gpus": 1,
 }
+#: ``training.precision`` values (module docstring) [A: the authors train in fp32].
+PRECISIONS = ("fp32", "tf32", "bf16")
 #: ``training`` keys that say how the work is spread, not what is computed: a run may resume with them
 #: changed.
 EXECUTION_KEYS = ("num_workers", "gpus")
@@ -163,15 +172,30 @@ _SHUFFLE, _DROPOUT = 1, 2
 def resolve_training_config(train_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
     """``train_cfg`` with missing keys filled from :data:`TRAINING_DEFAULTS`.
 
-    Unknown keys raise :class:`ConfigError`.
+    Unknown keys and an unknown ``precision`` raise :class:`ConfigError`.
     """
     train_cfg = dict(train_cfg or {})
     unknown = sorted(set(train_cfg) - set(TRAINING_DEFAULTS))
     if unknown:
         raise ConfigError(
             f"unknown key(s) in config `training`: {unknown}; allowed: {sorted(TRAINING_DEFAULTS)}"
+            + (" (`amp: true` is now `precision: bf16`)" if "amp" in unknown else "")
         )
-    return {**TRAINING_DEFAULTS, **train_cfg}
+    cfg = {**TRAINING_DEFAULTS, **train_cfg}
+    if cfg["precision"] not in PRECISIONS:
+        raise ConfigError(f"training.precision must be one of {list(PRECISIONS)}, got {cfg['precision']!r}")
+    return cfg
+
+
+@contextlib.contextmanager
+def tf32_math(enabled: bool) -> Iterator[None]:
+    """Allow (or forbid) TF32 in CUDA matmuls and cuDNN convolutions inside the block; restore afterwards."""
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
@@ -566,13 +590,13 @@ def _validate(
     loader: DataLoader,
     device: torch.device,
     *,
-    autocast: contextlib.AbstractContextManager,
     channels_last: bool,
     want_f1: bool,
     want_psnr: bool,
     want_acc: bool = False,
 ) -> dict[str, float | None]:
-    """Mean loss, micro-F1 (sigmoid ≥ 0.5) and mean per-image PSNR of ``objective`` on ``loader``.
+    """Mean loss, micro-F1 (sigmoid ≥ 0.5) and mean per-image PSNR of ``objective`` on ``loader``, in fp32
+    whatever ``training.precision`` is (no autocast, TF32 off): the best epoch is chosen on full-precision scores.
 
     ``want_acc`` (pretext) adds ``val_acc``, the fraction of samples whose arg-max logit is ``y``.
     """
@@ -581,7 +605,7 @@ def _validate(
     logits, targets, psnr = [], [], []
     for batch in loader:
         x, s2, mask, y = batch_to_device(batch, device, channels_last)
-        with autocast:
+        with torch.autocast(device_type=device.type, enabled=False), tf32_math(False):
             loss, out = objective(x, s2, mask, y)
         loss_sum += loss.item() * len(x)
         n += len(x)
@@ -734,7 +758,10 @@ def train_model(
         log.warning("training.gpus is %d but this process was not started by torchrun: training on one "
                     "device. Launch with hcrlc.training.launch_command to use several", cfg["gpus"])
     cuda = device.type == "cuda"
-    amp = cuda and cfg["amp"]
+    bf16 = cuda and cfg["precision"] == "bf16"
+    tf32 = cuda and cfg["precision"] in ("tf32", "bf16")
+    if not cuda and cfg["precision"] != "fp32":
+        log.info("training.precision %s applies on CUDA only: training in fp32 on %s", cfg["precision"], device)
     if cfg["deterministic"] and cuda:
         # cuBLAS reads this at its first call: reproducible matmuls need it set before then
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -743,9 +770,9 @@ def train_model(
     torch.use_deterministic_algorithms(cfg["deterministic"])
     torch.backends.cudnn.benchmark = cuda and not cfg["deterministic"]
     try:
-        with _process_group(ctx, device):
+        with _process_group(ctx, device), tf32_math(tf32):
             return _train(name, train_ds, val_ds, out_dir, state_path, model_cfg, cfg, hcr_checkpoint,
-                          progress, ctx=ctx, device=device, amp=amp, patch_size=patch_size,
+                          progress, ctx=ctx, device=device, bf16=bf16, patch_size=patch_size,
                           n_classes=n_classes, init_checkpoint=init_checkpoint, init_skip=tuple(init_skip),
                           trainable=None if trainable is None else tuple(trainable), code_version=code_version)
     finally:
@@ -766,7 +793,7 @@ def _train(
     *,
     ctx: DistributedContext,
     device: torch.device,
-    amp: bool,
+    bf16: bool,
     patch_size: int,
     n_classes: int,
     init_checkpoint: str | Path | None,
@@ -793,7 +820,7 @@ def _train(
     if init_checkpoint is not None:
         init_sha256 = _load_init(model, weighting, name, Path(init_checkpoint), init_skip, trainable)
     objective = TrainingObjective(name, model, weighting).to(device)
-    if amp:
+    if bf16:
         objective = objective.to(memory_format=torch.channels_last)
     if ctx.distributed and device.type == "cuda":
         objective = nn.SyncBatchNorm.convert_sync_batchnorm(objective)
@@ -846,7 +873,7 @@ def _train(
         runner = nn.parallel.DistributedDataParallel(objective, device_ids=device_ids)
     if cfg["compile"]:
         runner = torch.compile(runner)
-    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)
+    autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16)
     sampler = EpochBatchSampler(len(train_ds), cfg["batch_size"], seed=seed,
                                 max_samples=cfg["max_train_samples"], rank=ctx.rank,
                                 world_size=ctx.world_size)
@@ -862,9 +889,9 @@ def _train(
     train_loader = DataLoader(train_ds, batch_sampler=sampler, **train_options)
     val_loader = DataLoader(val_ds, batch_size=cfg["batch_size"], shuffle=False, **loader_options)
     writer = _tensorboard_writer(out_dir / "tensorboard") if ctx.is_main else None
-    log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, %s selects",
-             name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size, start_epoch,
-             cfg["epochs"], metric)
+    log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, training in %s, "
+             "%s (fp32) selects", name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size,
+             start_epoch, cfg["epochs"], cfg["precision"] if device.type == "cuda" else "fp32", metric)
 
     for epoch in range(start_epoch, cfg["epochs"] + 1):
         # --- train one epoch
@@ -881,7 +908,7 @@ def _train(
                    disable=not (progress and ctx.is_main),
                    mininterval=1.0 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
         for step, batch in enumerate(bar):
-            x, s2, mask, y = batch_to_device(batch, device, amp)
+            x, s2, mask, y = batch_to_device(batch, device, bf16)
             n_global = sampler.global_batch_size(step)
             with autocast:
                 loss, _ = runner(x, s2, mask, y)
@@ -911,7 +938,7 @@ def _train(
         # --- validate, remember the best epoch, save the resume state (rank 0)
         if ctx.is_main:
             row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / n_seen}
-            row |= _validate(objective, val_loader, device, autocast=autocast, channels_last=amp,
+            row |= _validate(objective, val_loader, device, channels_last=bf16,
                              want_f1=metric == "val_f1", want_psnr=want_psnr, want_acc=metric == "val_acc")
             row |= {"seconds": time.perf_counter() - started, "lr": optimizer.param_groups[0]["lr"]}
             if isinstance(weighting, UncertaintyWeighting):

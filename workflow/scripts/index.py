@@ -1,7 +1,9 @@
+import logging
+
 import pandas as pd
 
 from hcrlc.atomic import atomic_output, write_json
-from hcrlc.data.index import build_index, check_splits, summarize
+from hcrlc.data.index import build_index, check_splits, counts_line, summarize
 from hcrlc.logs import job_log
 
 with job_log(snakemake.log[0]):
@@ -13,6 +15,7 @@ with job_log(snakemake.log[0]):
         [pd.read_parquet(f) for f in snakemake.input.clouds],
         val_fraction=p.split["val_fraction"],
         seed=p.split["seed"],
+        val_mode=p.split["val_mode"],
         label_threshold=p.label_threshold,
         labels_pkl=p.labels,
         max_nodata_fraction=p.max_nodata_fraction,
@@ -23,4 +26,6 @@ with job_log(snakemake.log[0]):
         index.to_parquet(tmp, index=False)
     with atomic_output(snakemake.output.excluded) as tmp:
         excluded.to_csv(tmp, index=False)
-    write_json(summarize(index, excluded, p.source), snakemake.output.summary)
+    summary = summarize(index, excluded, p.source)
+    write_json(summary, snakemake.output.summary)
+    logging.getLogger("hcrlc.index").info(counts_line(summary))  # the job's last line

@@ -18,5 +18,6 @@ with job_log(snakemake.log[0]):
         frozen_epochs=p.ssl["frozen_epochs"],
         finetune_epochs=p.ssl["finetune_epochs"],
         seed=p.ssl["seed"],
+        scratch_epochs=p.ssl["scratch_epochs"],
         code_version=p.code,
     )

@@ -2,7 +2,8 @@
 
 Nothing is loaded up front: each worker process memory-maps the scene arrays it touches on first use. A sample is
 prepared as in the authors' code: S2 (cloudy and clear) clipped to [0, 10000] and divided by 10,000; S1 NaN -> 0,
-clipped to [-25, 0] dB and standardised with the SEN12MS mean/std.
+clipped to [-25, 0] dB and standardised with the SEN12MS mean/std (``np.nan_to_num`` then clip, so +inf -> 0 dB
+and -inf -> -25 dB).
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def prepare_s2(dn: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
 
 def prepare_s1(db: np.ndarray) -> np.ndarray:
-    """(..., 2, H, W) float32 dB -> NaN to 0, clip to [-25, 0] dB, standardise per band."""
-    x = np.nan_to_num(db.astype(np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    """(..., 2, H, W) float32 dB -> NaN to 0, clip to [-25, 0] dB (±inf to the bounds), standardise per band."""
+    x = np.nan_to_num(db.astype(np.float32), nan=0.0, posinf=S1_CLIP_DB[1], neginf=S1_CLIP_DB[0])
     return (np.clip(x, *S1_CLIP_DB) - _S1_MEAN) / _S1_STD
 
 
@@ -165,7 +166,8 @@ def prepare_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return batch
     dev = batch["s2_cloudy"].device
     scale = torch.tensor(S2_SCALE, dtype=torch.float32, device=dev)
-    s1 = torch.nan_to_num(batch["s1"].float(), nan=0.0, posinf=0.0, neginf=0.0).clamp_(*S1_CLIP_DB)
+    s1 = torch.nan_to_num(batch["s1"].float(), nan=0.0, posinf=S1_CLIP_DB[1], neginf=S1_CLIP_DB[0])
+    s1 = s1.clamp_(*S1_CLIP_DB)
     s1 = (s1 - torch.from_numpy(_S1_MEAN).to(dev)) / torch.from_numpy(_S1_STD).to(dev)
     x = torch.cat([batch["s2_cloudy"].float().clamp_(max=S2_SCALE) / scale, s1], dim=1)
     n, _, h, w = x.shape

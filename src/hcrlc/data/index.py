@@ -4,11 +4,18 @@ Flow: ``build_listing`` walks both trees and intersects them on (season, scene, 
 cheap at paper scale. Per-scene jobs then read every file (``shards.scan_scene``) and compute cloud masks
 (``clouds``). ``build_index`` joins it all, applies labels and the split, and accounts for every patch ever seen:
 each one is either a row of the index or a row of ``excluded.csv`` with a reason.
+
+Exclusions follow the authors' code [A]: a patch is dropped only when a file it needs is missing, unreadable or
+not of the expected shape, type or grid, when it lacks a label or a cloud mask, or when it is one of
+:data:`~hcrlc.paper.DROPPED_PATCHES` (by id). S1 NaN does not exclude a patch: it reads as 0 when the sample is
+prepared (:func:`~hcrlc.data.dataset.prepare_s1`), and the index counts such pixels per patch
+(``s1_nonfinite_px``).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +23,10 @@ import pandas as pd
 
 from hcrlc.data.labels import load_probability_labels, multi_hot
 from hcrlc.data.layout import patch_filename, walk_sen12ms, walk_sen12mscr
-from hcrlc.data.splits import assign_split
+from hcrlc.data.splits import assign_split, count_val_overlapping_train
 from hcrlc.errors import DataError
 from hcrlc.paper import (
+    DROPPED_PATCHES,
     HOLDOUT_SCENES,
     N_IGBP,
     PAPER_CLOUD_COVERAGE,
@@ -43,6 +51,12 @@ EXCLUDED_COLUMNS = [*KEY, "reason"]
 #: excluded.csv reasons of patches that only one tree has
 ONLY_IN = {"SEN12MS": "only in SEN12MS (no SEN12MS-CR files for this patch)",
            "SEN12MS-CR": "only in SEN12MS-CR (no SEN12MS files for this patch)"}
+
+
+def dropped_patch_reason(season: str, scene: int, patch: int) -> str:
+    """The excluded.csv reason of a patch of :data:`~hcrlc.paper.DROPPED_PATCHES`."""
+    return (f"known broken patch {patch_filename('s2', season, scene, patch)[:-4]}: its S1 holds NaNs; the "
+            "authors' code drops it by name")
 
 
 def build_listing(sen12ms_root: str | Path, sen12mscr_root: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -72,7 +86,12 @@ def build_listing(sen12ms_root: str | Path, sen12mscr_root: str | Path) -> tuple
             reasons.append(ONLY_IN["SEN12MS-CR"])
         else:
             missing = [f"{REQUIRED_FILES[c][0]} {REQUIRED_FILES[c][1]}" for c in REQUIRED_FILES if pd.isna(row[c])]
-            reasons.append(f"missing file: {', '.join(missing)}" if missing else "")
+            if missing:
+                reasons.append(f"missing file: {', '.join(missing)}")
+            elif (key[0], int(key[1]), int(key[2])) in DROPPED_PATCHES:
+                reasons.append(dropped_patch_reason(key[0], int(key[1]), int(key[2])))
+            else:
+                reasons.append("")
     reasons = pd.Series(reasons, index=listing.index)
     usable = reasons == ""
     excluded = reasons[~usable].rename("reason").reset_index()
@@ -104,6 +123,7 @@ def build_index(
     *,
     val_fraction: float,
     seed: int,
+    val_mode: str,
     label_threshold: float,
     labels_pkl: str | Path | None = None,
     max_nodata_fraction: float = 0.5,
@@ -112,7 +132,9 @@ def build_index(
 
     scans: per-scene tables from ``shards.scan_scene`` (KEY, row, ok, reason, x0, y0, crs, IGBP_COLUMNS);
     clouds: per-scene tables from ``clouds`` (KEY, cloud_fraction, nodata_fraction). Patches whose cloudy S2 is
-    more than ``max_nodata_fraction`` no-data are excluded. The split is drawn over usable patches only.
+    more than ``max_nodata_fraction`` no-data are excluded. The split is drawn over usable patches only
+    (``val_mode``, ``val_fraction``, ``seed``: :func:`~hcrlc.data.splits.assign_split`). Logs how many validation
+    patches share pixels with a training patch, and one line per scene whose every patch is excluded.
     """
     scan = pd.concat(scans, ignore_index=True) if scans else pd.DataFrame(columns=[*KEY, "ok", "reason"])
     cloud_columns = [*KEY, "cloud_fraction", "nodata_fraction"]
@@ -147,16 +169,54 @@ def build_index(
     targets = multi_hot(index[IGBP_COLUMNS].to_numpy(), label_threshold)
     for j, column in enumerate(TARGET_COLUMNS):
         index[column] = targets[:, j]
-    index["split"] = assign_split(index[KEY], val_fraction, seed)
+    index["split"] = assign_split(index[KEY], val_fraction, seed, mode=val_mode)
     index = index.sort_values(KEY, ignore_index=True)
     front = [*KEY, "split", "s1", "s2", "s2_cloudy", "lc", "cloud_fraction", "nodata_fraction", *TARGET_COLUMNS]
     index = index[front + [c for c in index.columns if c not in front]]
     excluded_df = pd.concat(excluded, ignore_index=True)[EXCLUDED_COLUMNS].sort_values(KEY, ignore_index=True)
+    if {"x0", "y0", "res", "crs"} <= set(index.columns):
+        log.info("split.val_mode %s: %d of %d validation patches share pixels with a training patch", val_mode,
+                 count_val_overlapping_train(index), int((index["split"] == "val").sum()))
+    log_whole_scene_exclusions(index, excluded_df)
     return index, excluded_df
 
 
+def reason_kind(reason: str) -> str:
+    """A reason without its per-file details: parenthesised values and the trailing ``: <file>.tif``.
+
+    E.g. ``s1 grid (CRS ..., transform ...) differs from s2_cloudy's (...): /x/p1.tif`` ->
+    ``s1 grid differs from s2_cloudy's``, so the reasons of the patches of one scene compare equal.
+    """
+    kind = str(reason)
+    while True:  # innermost parentheses first: error texts may nest them
+        shorter = re.sub(r"\s*\([^()]*\)", "", kind)
+        if shorter == kind:
+            return re.sub(r":\s.*\.tif$", "", kind).strip()
+        kind = shorter
+
+
+def log_whole_scene_exclusions(index: pd.DataFrame, excluded: pd.DataFrame) -> None:
+    """One warning per scene none of whose patches is in the index: its patch count and the shared reason (or
+    the reasons, counted, when they differ)."""
+    kept = set(zip(index["season"], index["scene"].astype(int)))
+    for (season, scene), group in excluded.groupby(["season", "scene"], sort=True):
+        if (season, int(scene)) in kept:
+            continue
+        kinds = group["reason"].map(reason_kind).value_counts()
+        if len(kinds) == 1:
+            log.warning("scene %s_%s: all %d patches excluded: %s (first: %s)", season, scene, len(group),
+                        kinds.index[0], group["reason"].iloc[0])
+        else:
+            log.warning("scene %s_%s: all %d patches excluded, for %d reasons: %s", season, scene, len(group),
+                        len(kinds), "; ".join(f"{n} x {k}" for k, n in kinds.items()))
+
+
 def summarize(index: pd.DataFrame, excluded: pd.DataFrame, source: str) -> dict:
-    """Per split n and cloud coverage mean/std (fractions), with the paper's coverage beside ours."""
+    """Per split n and cloud coverage mean/std (fractions), with the paper's coverage beside ours.
+
+    On real data (``source`` "real") ``counts_vs_paper`` compares our train+val and test counts with the paper's
+    (:func:`counts_line` words it for the log).
+    """
     out: dict = {"source": source, "n_excluded": len(excluded), "splits": {}}
     for split in ("train", "val", "test"):
         cf = index.loc[index["split"] == split, "cloud_fraction"].to_numpy(dtype=np.float64)
@@ -170,6 +230,14 @@ def summarize(index: pd.DataFrame, excluded: pd.DataFrame, source: str) -> dict:
         "n_test": PAPER_N_TEST,
         "cloud_mean_std": {k: list(v) for k, v in PAPER_CLOUD_COVERAGE.items()},
     }
+    if source == "real":
+        ours = {"trainval": out["splits"]["train"]["n"] + out["splits"]["val"]["n"],
+                "test": out["splits"]["test"]["n"]}
+        paper = {"trainval": PAPER_N_TRAINVAL, "test": PAPER_N_TEST}
+        out["counts_vs_paper"] = {
+            **{k: {"ours": ours[k], "paper": paper[k], "difference": ours[k] - paper[k]} for k in ours},
+            "match": ours == paper,
+        }
     return out
 
 
@@ -250,3 +318,15 @@ def check_splits(index: pd.DataFrame, excluded: pd.DataFrame, *, val_fraction: f
         f"{'; '.join(gaps) if gaps else 'no season or scene is missing from one tree'}"
     )
     raise DataError(sen12mscr, problem, "; ".join(fixes[s] for s in empty))
+
+
+def counts_line(summary: dict) -> str:
+    """One log line comparing the split sizes with the paper's 109,549 / 12,666 (real data only)."""
+    counts = summary.get("counts_vs_paper")
+    if counts is None:
+        return (f"{summary['source']} data: split sizes not compared with the paper's "
+                f"{PAPER_N_TRAINVAL:,} train+val / {PAPER_N_TEST:,} test")
+    words = {"trainval": "train+val", "test": "test"}
+    parts = [f"{words[k]} {counts[k]['ours']:,} (paper {counts[k]['paper']:,}, {counts[k]['difference']:+,})"
+             for k in words]
+    return f"split sizes vs the paper: {', '.join(parts)}: " + ("match" if counts["match"] else "DIFFER")

@@ -6,7 +6,7 @@ A scene's shard folder holds::
     s2.npy         (n, 13, 256, 256) uint16   clear S2, reflectance x 10,000
     s2_cloudy.npy  (n, 13, 256, 256) uint16   cloudy S2, reflectance x 10,000
     table.parquet  one row per listed patch: season, scene, patch, row, ok, reason, x0, y0 (upper-left corner, CRS
-                   units), res (pixel size), crs, igbp_1..igbp_17
+                   units), res (pixel size), crs, s1_nonfinite_px, igbp_1..igbp_17
 
 Row ``row`` of the arrays belongs to the table row with that ``row``. Patches that fail a check keep their row
 (zero-filled) with ``ok = False`` and the reason, so nothing is dropped silently. Split-level datasets address
@@ -27,6 +27,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import rasterio
+from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from tqdm import tqdm
 
@@ -48,7 +49,10 @@ _EXPECTED = {"s1": (S1_BANDS, "float32"), "s2": (S2_BANDS, "uint16"), "s2_cloudy
 ARRAYS: dict[str, tuple[int, np.dtype]] = {k: (b, np.dtype(d)) for k, (b, d) in _EXPECTED.items() if k != "lc"}
 
 
-TABLE_COLUMNS = [*KEY, "row", "ok", "reason", "x0", "y0", "res", "crs", *IGBP_COLUMNS]
+TABLE_COLUMNS = [*KEY, "row", "ok", "reason", "x0", "y0", "res", "crs", "s1_nonfinite_px", *IGBP_COLUMNS]
+#: The four files of a triplet are on one grid when their CRSs are equal and their transforms put the patch's
+#: corners within this many pixels of each other.
+GRID_TOLERANCE_PX = 1e-3
 
 
 class PatchRejected(Exception):
@@ -62,10 +66,11 @@ class _Read:
     y0: float
     res: float
     crs: str
+    s1_nonfinite_px: int
     igbp: np.ndarray
 
 
-def _read_file(path: str, kind: str) -> tuple[np.ndarray, rasterio.Affine, str]:
+def _read_file(path: str, kind: str) -> tuple[np.ndarray, rasterio.Affine, CRS | None]:
     bands, dtype = _EXPECTED[kind]
     try:
         with rasterio.open(path, "r") as src:
@@ -76,32 +81,54 @@ def _read_file(path: str, kind: str) -> tuple[np.ndarray, rasterio.Affine, str]:
             if (src.height, src.width) != (PATCH_SIZE, PATCH_SIZE):
                 raise PatchRejected(f"{kind} is {src.height}x{src.width} px, expected {PATCH_SIZE}x{PATCH_SIZE}: {path}")
             data = src.read()
-            return data, src.transform, (src.crs.to_string() if src.crs else "")
+            return data, src.transform, src.crs
     except RasterioError as exc:
         raise PatchRejected(f"{kind} unreadable (truncated or corrupt GeoTIFF: {exc}): {path}") from exc
+
+
+def grid_offset_px(a: rasterio.Affine, b: rasterio.Affine, size: int = PATCH_SIZE) -> float:
+    """Largest distance, in pixels of ``a``, between where transforms ``a`` and ``b`` put the four corners of a
+    ``size`` x ``size`` px patch (0 for equal transforms; float noise gives ~1e-9)."""
+    col = np.array([0.0, size, 0.0, size])
+    row = np.array([0.0, 0.0, size, size])
+    x, y = b.a * col + b.b * row + b.c, b.d * col + b.e * row + b.f  # corners on the ground by b
+    back = ~a
+    col_a, row_a = back.a * x + back.b * y + back.c, back.d * x + back.e * y + back.f  # ... in pixels of a
+    return float(max(np.abs(col_a - col).max(), np.abs(row_a - row).max()))
+
+
+def _crs_text(crs: CRS | None) -> str:
+    return crs.to_string() if crs else "none"
 
 
 def read_triplet(paths: dict[str, str]) -> _Read:
     """Read and check one triplet (s1, s2, s2_cloudy from SEN12MS-CR; lc from SEN12MS).
 
-    Raises PatchRejected naming the file and the failed check: unreadable, band count, dtype, size, grid (CRS and
-    transform must be equal across the four files), non-finite S1.
+    Grids are compared by meaning against the cloudy S2's: the CRSs must be equal as coordinate systems (GDAL's
+    ``OSRIsSame``, so names and encodings do not matter, the string form is not compared) and the transforms
+    must place the patch corners within :data:`GRID_TOLERANCE_PX`. Non-finite S1 values are kept (the authors'
+    code reads NaN as 0, :func:`~hcrlc.data.dataset.prepare_s1`) and counted per pixel in ``s1_nonfinite_px``.
+
+    Raises PatchRejected naming the file and the failed check: unreadable, band count, dtype, size, grid.
     """
     arrays, grids = {}, {}
     for kind in ("s1", "s2", "s2_cloudy", "lc"):
         arrays[kind], transform, crs = _read_file(paths[kind], kind)
-        grids[kind] = (crs, tuple(round(v, 6) for v in transform[:6]))
-    ref = grids["s2_cloudy"]
-    for kind, grid in grids.items():
-        if grid != ref:
-            raise PatchRejected(f"{kind} grid (CRS {grid[0]}, transform {grid[1]}) differs from s2_cloudy's "
-                                f"(CRS {ref[0]}, transform {ref[1]}): {paths[kind]}")
-    if not np.isfinite(arrays["s1"]).all():
-        n_bad = int((~np.isfinite(arrays["s1"])).sum())
-        raise PatchRejected(f"s1 holds {n_bad} non-finite values: {paths['s1']}")
-    crs, transform = ref
-    return _Read({k: arrays[k] for k in ARRAYS}, transform[2], transform[5], transform[0], crs,
-                 igbp_fractions_from_lc(arrays["lc"][0]))
+        grids[kind] = (crs, transform)
+    ref_crs, ref_transform = grids["s2_cloudy"]
+    for kind, (crs, transform) in grids.items():
+        if crs != ref_crs:
+            same_text = _crs_text(crs) == _crs_text(ref_crs)  # then the WKT shows where they differ
+            raise PatchRejected(
+                f"{kind} grid (CRS {crs.to_wkt() if same_text else _crs_text(crs)}) differs from s2_cloudy's "
+                f"(CRS {ref_crs.to_wkt() if same_text else _crs_text(ref_crs)}): {paths[kind]}")
+        offset = grid_offset_px(ref_transform, transform)
+        if offset > GRID_TOLERANCE_PX:
+            raise PatchRejected(f"{kind} grid (transform {tuple(transform)[:6]}) differs from s2_cloudy's "
+                                f"(transform {tuple(ref_transform)[:6]}) by {offset:.4g} px: {paths[kind]}")
+    s1_nonfinite_px = int((~np.isfinite(arrays["s1"])).any(axis=0).sum())
+    return _Read({k: arrays[k] for k in ARRAYS}, ref_transform.c, ref_transform.f, ref_transform.a,
+                 _crs_text(ref_crs) if ref_crs else "", s1_nonfinite_px, igbp_fractions_from_lc(arrays["lc"][0]))
 
 
 def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, progress: bool = True) -> pd.DataFrame:
@@ -141,12 +168,15 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
             except PatchRejected as exc:
                 log.warning("excluding %s_%s_p%s: %s", rec.season, rec.scene, rec.patch, exc)
                 return {**base, "ok": False, "reason": str(exc), "x0": np.nan, "y0": np.nan, "res": np.nan,
-                        "crs": "",
+                        "crs": "", "s1_nonfinite_px": 0,
                         **dict.fromkeys(IGBP_COLUMNS, np.nan)}
+            if got.s1_nonfinite_px:
+                log.info("%s_%s_p%s: s1 holds %d non-finite pixel(s), read as 0 dB when prepared (authors' code)",
+                         rec.season, rec.scene, rec.patch, got.s1_nonfinite_px)
             for kind, arr in got.arrays.items():
                 targets[kind][i] = arr
             return {**base, "ok": True, "reason": "", "x0": got.x0, "y0": got.y0, "res": got.res, "crs": got.crs,
-                    **dict(zip(IGBP_COLUMNS, got.igbp))}
+                    "s1_nonfinite_px": got.s1_nonfinite_px, **dict(zip(IGBP_COLUMNS, got.igbp))}
 
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             rows.extend(tqdm(pool.map(work, range(n)), total=n, desc="scan", unit="patch", disable=not progress,
@@ -155,7 +185,7 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
             arr.flush()
         targets.clear()  # drop the memmaps before the files are renamed into place
     # explicit columns: a scene whose patches all lack a counterpart in the other tree still gets a (0-row) table
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"ok": bool})
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"ok": bool, "s1_nonfinite_px": np.int64})
     with atomic_output(out_dir / "table.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     log.info("scene %s: %d patches packed, %d rejected", out_dir.name, int(table.ok.sum()), int((~table.ok).sum()))
