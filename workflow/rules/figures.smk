@@ -1,6 +1,7 @@
 rule table2:
     input:
         metrics=expand("results/eval/{run}/metrics.json", run=ALL_RUNS),
+        baselines=expand("results/eval/{baseline}/metrics.json", baseline=BASELINES),
     output:
         csv=report(
             "results/tables/table2.csv",
@@ -20,6 +21,7 @@ rule table2:
     params:
         code=code_of("table2.py"),
         runs=RUNS,
+        baselines=BASELINES,
         source=DATA_SOURCE,
         config_hash=CONFIG_HASH,
     script:
