@@ -182,12 +182,16 @@ def test_fig1_draws_the_constant_prediction_as_a_dashed_line_with_its_numbers(tm
     n = 120
     lc_net = fake_predictions(tmp_path / "lc_net.npz", n=n, seed=1)
     constant = fake_predictions(tmp_path / "constant_prediction.npz", n=n, seed=0)
-    with np.load(constant) as p:
-        arrays = dict(p)
     chosen = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1], dtype=np.float32)
-    arrays["probs"] = np.broadcast_to(chosen, arrays["targets"].shape).copy()  # as the baseline writes it
-    with constant.open("wb") as f:
-        np.savez(f, **arrays)
+    for path in (lc_net, constant):
+        with np.load(path) as p:
+            arrays = dict(p)
+        empty = (arrays["cloud_fraction"] >= 0.3) & (arrays["cloud_fraction"] < 0.4)
+        arrays["cloud_fraction"][empty] = 0.45  # no patch in the 30-40 % bin
+        if path == constant:
+            arrays["probs"] = np.broadcast_to(chosen, arrays["targets"].shape).copy()  # as the baseline has it
+        with path.open("wb") as f:
+            np.savez(f, **arrays)
 
     table = fig1({"lc_net": lc_net}, tmp_path / "fig1.png", None, source="synthetic",
                  baselines={"constant_prediction": constant})
@@ -207,7 +211,10 @@ def test_fig1_draws_the_constant_prediction_as_a_dashed_line_with_its_numbers(tm
     ax = fig1_figure(table, source="synthetic", bins=10, subgroups=10).axes[0]
     dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert [line.get_label() for line in dashed] == ["constant prediction (baseline)"]
-    assert np.allclose(dashed[0].get_ydata(), part["f1"], equal_nan=True)
+    assert part.loc[3, "n"] == 0
+    drawn = part[part["n"] > 0]  # bins without patches are left out of the line
+    assert np.allclose(dashed[0].get_xdata(), drawn["cloud_lo_pct"] + 5)
+    assert np.allclose(dashed[0].get_ydata(), drawn["f1"])
     assert "constant prediction (baseline)" in [t.get_text() for t in ax.get_legend().get_texts()]
     assert "LC-Net" in [t.get_text() for t in ax.get_legend().get_texts()]
     with pytest.raises(ValueError, match="unknown baseline"):

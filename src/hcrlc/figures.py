@@ -186,7 +186,8 @@ def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int) 
         ax.errorbar(centre, part["f1"], yerr=part["f1_subgroup_std"], marker="o", ms=4, capsize=3, lw=1.2,
                     label=MODEL_LABELS.get(model, model))
     for name in baselines:
-        part = table[table["model"] == name]
+        # bins without patches left out, so that the dashed line joins the bins that have them
+        part = table[(table["model"] == name) & table["f1"].notna()]
         # the same F1 per bin as the models', no spread: the baseline predicts the same set everywhere
         ax.plot((part["cloud_lo_pct"] + part["cloud_hi_pct"]) / 2, part["f1"], ls="--", lw=1.5, color="0.25",
                 marker="x", ms=5, label=BASELINE_LABELS[name])
@@ -467,6 +468,9 @@ def _draw_curve(ax, frame: pd.DataFrame, run: str) -> tuple[str, int]:
         twin.set_ylim(0, 1)
     else:
         twin.margins(y=0.3)
+        if metric == "val_f1":  # an F1 lies in [0, 1]: no axis far beyond (a little, so 0 and 1 show)
+            low, high = twin.get_ylim()
+            twin.set_ylim(max(low, -0.02), min(high, 1.02))
     twin.set_ylabel(SELECTION_LABELS[metric], fontsize="small", color=METRIC_COLOUR)
     twin.tick_params(labelsize="x-small", colors=METRIC_COLOUR, axis="y")
     number = f"{best_value:.2f}" if metric == "val_psnr" else f"{best_value:.3f}"
