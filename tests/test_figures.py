@@ -12,8 +12,19 @@ import torch
 from matplotlib.image import imread
 from sklearn.metrics import f1_score
 
+from hcrlc.errors import DataError
 from hcrlc.evaluation import choose_fig3_examples, evaluate
-from hcrlc.figures import fig1, fig1_table, fig3, fig4, stretch
+from hcrlc.figures import (
+    curves,
+    curves_figure,
+    fig1,
+    fig1_figure,
+    fig1_table,
+    fig3,
+    fig4,
+    read_curve,
+    stretch,
+)
 from hcrlc.models import build_model
 
 torch.set_num_threads(1)
@@ -165,3 +176,101 @@ def test_fig3_from_the_evaluation_of_two_tiny_models(tmp_path) -> None:
     image = assert_png(tmp_path / "fig3.png")
     assert image.shape[1] > image.shape[0]  # 5 columns, 3 rows
     assert_pdf(tmp_path / "fig3.pdf")
+
+
+def test_fig1_draws_the_constant_prediction_as_a_dashed_line_with_its_numbers(tmp_path) -> None:
+    n = 120
+    lc_net = fake_predictions(tmp_path / "lc_net.npz", n=n, seed=1)
+    constant = fake_predictions(tmp_path / "constant_prediction.npz", n=n, seed=0)
+    chosen = np.array([1, 0, 1, 0, 0, 0, 0, 0, 0, 1], dtype=np.float32)
+    for path in (lc_net, constant):
+        with np.load(path) as p:
+            arrays = dict(p)
+        empty = (arrays["cloud_fraction"] >= 0.3) & (arrays["cloud_fraction"] < 0.4)
+        arrays["cloud_fraction"][empty] = 0.45  # no patch in the 30-40 % bin
+        if path == constant:
+            arrays["probs"] = np.broadcast_to(chosen, arrays["targets"].shape).copy()  # as the baseline has it
+        with path.open("wb") as f:
+            np.savez(f, **arrays)
+
+    table = fig1({"lc_net": lc_net}, tmp_path / "fig1.png", None, source="synthetic",
+                 baselines={"constant_prediction": constant})
+    csv = pd.read_csv(tmp_path / "fig1.csv")
+    assert list(dict.fromkeys(csv["model"])) == ["lc_net", "constant_prediction"]
+    part = csv[csv["model"] == "constant_prediction"].reset_index(drop=True)
+    cloud, targets = arrays["cloud_fraction"].astype(np.float64), arrays["targets"]
+    for b in range(10):
+        members = np.flatnonzero((cloud >= b / 10) & ((cloud < (b + 1) / 10) if b < 9 else (cloud <= 1)))
+        pred = np.broadcast_to(chosen.astype(int), (members.size, 10))
+        if not members.size:
+            assert np.isnan(part.loc[b, "f1"])
+            continue
+        expected = f1_score(targets[members], pred, average="micro", zero_division=0)
+        assert part.loc[b, "f1"] == pytest.approx(expected, abs=1e-12)
+
+    ax = fig1_figure(table, source="synthetic", bins=10, subgroups=10).axes[0]
+    dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert [line.get_label() for line in dashed] == ["constant prediction (baseline)"]
+    assert part.loc[3, "n"] == 0
+    drawn = part[part["n"] > 0]  # bins without patches are left out of the line
+    assert np.allclose(dashed[0].get_xdata(), drawn["cloud_lo_pct"] + 5)
+    assert np.allclose(dashed[0].get_ydata(), drawn["f1"])
+    assert "constant prediction (baseline)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "LC-Net" in [t.get_text() for t in ax.get_legend().get_texts()]
+    with pytest.raises(ValueError, match="unknown baseline"):
+        fig1({"lc_net": lc_net}, tmp_path / "x.png", None, source="real", baselines={"lc_net": lc_net})
+
+
+def write_curve(path: Path, **columns) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(columns).to_csv(path, index=False)
+    return path
+
+
+def test_curves_from_metrics_csv_of_models_pretext_and_ssl_stages(tmp_path) -> None:
+    runs = {
+        "lc_net": write_curve(tmp_path / "lc_net.csv", epoch=[1, 2, 3], train_loss=[0.7, 0.5, 0.4],
+                              val_loss=[0.7, 0.6, 0.65], val_f1=[0.3, 0.5, 0.5], val_psnr=[None] * 3),
+        "hcr_net": write_curve(tmp_path / "hcr_net.csv", epoch=[1, 2], train_loss=[0.2, 0.1],
+                               val_loss=[0.2, 0.1], val_f1=[None, None], val_psnr=[14.0, 17.5]),
+        "pretext": write_curve(tmp_path / "pretext.csv", epoch=[1, 2], train_loss=[1.39, 1.38],
+                               val_loss=[1.39, 1.39], val_acc=[0.31, 0.27], chance_acc=[0.25, 0.25]),
+        "ssl_on_25": write_curve(tmp_path / "ssl_on_25.csv", stage=["frozen", "frozen", "finetune"],
+                                 epoch=[1, 2, 3], stage_epoch=[1, 2, 1], train_loss=[0.9, 0.8, 0.6],
+                                 val_loss=[0.9, 0.8, 0.7], val_f1=[0.2, 0.4, 0.35], val_psnr=[10.0, 11, 12]),
+    }
+    summary = curves(runs, tmp_path / "curves.png", tmp_path / "curves.pdf", source="synthetic")
+    assert_png(tmp_path / "curves.png")
+    assert_pdf(tmp_path / "curves.pdf")
+    by_run = summary.set_index("run")
+    # the metric each run selects by, and the first best epoch (a later tie does not replace it)
+    assert by_run["metric"].tolist() == ["val_f1", "val_psnr", "val_acc", "val_f1"]
+    assert by_run["best_epoch"].tolist() == [2, 2, 1, 2]
+    assert by_run.loc["ssl_on_25", "stages"] == "frozen,finetune"
+
+    fig, _ = curves_figure({run: read_curve(path) for run, path in runs.items()}, source="synthetic")
+    assert "synthetic data" in fig._suptitle.get_text()
+    panels = {ax.get_label(): ax for ax in fig.axes}
+    for run, path in runs.items():
+        loss, metric = panels[f"{run}: loss"], panels[f"{run}: metric"]
+        assert loss.get_xlabel() == "epoch" and loss.get_ylabel() == "loss" and metric.get_ylabel()
+        lines = {line.get_label(): line for line in loss.get_lines() + metric.get_lines()}
+        frame = read_curve(path)
+        for column in ("train_loss", "val_loss", by_run.loc[run, "metric"]):
+            assert np.allclose(lines[column].get_xdata(), frame["epoch"]), (run, column)
+            assert np.allclose(lines[column].get_ydata(), frame[column]), (run, column)
+    # the pretext panel: accuracy on the right, chance drawn at 0.25
+    pretext = panels["pretext: metric"]
+    assert pretext.get_ylabel() == "val. accuracy"
+    dotted = [line for line in pretext.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and np.allclose(dotted[0].get_ydata(), 0.25)
+    # the SSL panel: one shaded band per stage and their names; the best epoch starred on the metric axis
+    ssl_loss, ssl_metric = panels["ssl_on_25: loss"], panels["ssl_on_25: metric"]
+    assert len(ssl_loss.patches) == 2
+    texts = [t.get_text() for t in ssl_loss.texts]
+    assert "stage: frozen" in texts and "stage: finetune" in texts
+    stars = [line for line in ssl_metric.get_lines() if line.get_marker() == "*"]
+    assert [(float(s.get_xdata()[0]), float(s.get_ydata()[0])) for s in stars] == [(2.0, 0.4)]
+
+    with pytest.raises(DataError, match="metrics.csv missing"):
+        curves({"lc_net": tmp_path / "nope.csv"}, tmp_path / "x.png", None, source="real")

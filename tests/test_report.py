@@ -53,7 +53,7 @@ pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: what must be in the report whatever else the rules declare
 REQUIRED = {"Tables": {"table1.csv", "table1.html", "table2.csv", "table2.html"},
-            "Figures": {"fig1.png", "fig3.png", "fig4.png"}}
+            "Figures": {"fig1.png", "fig3.png", "fig4.png", "curves.png"}}
 REPORT_CALL = re.compile(r'report\(\s*"(?P<path>[^"]+)",\s*caption="(?P<caption>[^"]+)",\s*'
                          r'category="(?P<category>[^"]+)"')
 

@@ -25,7 +25,9 @@ from test_training import (
     LearnableTriplets,
     NanAfter,
     assert_same_tensors,
+    assert_tensorboard_equals_metrics,
     read_metrics,
+    tensorboard_scalars,
     train_cfg,
 )
 from torch.utils.data import Dataset
@@ -98,13 +100,18 @@ def under(name: str, prefixes: tuple[str, ...]) -> bool:
 # --- the pretext objective ----------------------------------------------------------------------------------
 
 
-def test_pretext_learns_directions_with_cross_entropy_and_selects_on_accuracy(tmp_path) -> None:
+def test_pretext_learns_directions_with_cross_entropy_and_selects_on_accuracy(tmp_path, caplog) -> None:
+    caplog.set_level("INFO", logger="hcrlc")
     train_ds = LearnablePretext(48)
     summary = train_model(PRETEXT, train_ds, LearnablePretext(16, seed=1), tmp_path, model_cfg=TINY,
                           train_cfg=train_cfg(epochs=3), progress=False)
     assert train_ds.epochs_set == [1, 2, 3]  # a fresh direction per epoch
     rows = read_metrics(tmp_path / "metrics.csv")
     assert tuple(rows[0]) == PRETEXT_COLUMNS
+    # chance (1 of 4 directions) stands beside the accuracy: in metrics.csv, the log and TensorBoard
+    assert [float(r["chance_acc"]) for r in rows] == [0.25] * 3
+    assert "val_acc selects (chance 0.25)" in caplog.text and "chance_acc 0.25" in caplog.text
+    assert tensorboard_scalars(tmp_path / "tensorboard")["chance_acc"] == [(1, 0.25), (2, 0.25), (3, 0.25)]
     accuracy = [float(r["val_acc"]) for r in rows]
     assert all(0 <= a <= 1 for a in accuracy)
     assert max(accuracy) > 0.5  # chance is 0.25: the shifted S1 bands give the direction away
@@ -275,7 +282,13 @@ def test_pretext_then_ssl_on_and_off_give_evaluable_checkpoints(packed, tree_pre
         caplog.clear()
         out = tmp_path / run
         summary = ssl(run, packed, out, pretext)
-        assert sorted(p.name for p in out.iterdir()) == ["best.pt", "metrics.csv"]  # resume/ removed
+        # resume/ removed; the learning curves stay, one TensorBoard run per stage on the run's epoch axis
+        assert sorted(p.name for p in out.iterdir()) == ["best.pt", "metrics.csv", "tensorboard"]
+        assert sorted(p.name for p in (out / "tensorboard").iterdir()) == sorted(set(stages))
+        all_rows = read_metrics(out / "metrics.csv")
+        for stage_name in set(stages):
+            assert_tensorboard_equals_metrics(out / "tensorboard" / stage_name,
+                                              [r for r in all_rows if r["stage"] == stage_name])
         assert summary["n_train"] == len(subset)
         # every stage trained on the labelled subset and validated on the whole validation split
         assert caplog.text.count(f"{len(subset)} train / {summary['n_val']} val samples") == len(set(stages))
@@ -341,6 +354,15 @@ def test_the_run_model_is_the_finetuning_stage_best_even_when_a_frozen_epoch_val
     assert ckpt["epoch"] == 2 + load_checkpoint(finetune / "best.pt")["epoch"]  # counted over the whole run
     assert_same_tensors(ckpt["state_dict"], load_checkpoint(finetune / "best.pt")["state_dict"])
     assert [r["stage"] for r in read_metrics(out / "metrics.csv")] == ["frozen"] * 2 + ["finetune"] * 2
+
+
+def test_an_ssl_run_started_over_replaces_the_curves_of_the_one_before(packed, tree_pretext, tmp_path):
+    ssl("ssl_on_25", packed, tmp_path, tree_pretext)
+    assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir()) == ["finetune", "frozen"]
+    ssl("ssl_on_25", packed, tmp_path, tree_pretext, frozen=0, finetune=2)  # resume/ is gone: a new run
+    assert sorted(p.name for p in (tmp_path / "tensorboard").iterdir()) == ["finetune"]
+    assert_tensorboard_equals_metrics(tmp_path / "tensorboard" / "finetune",
+                                      read_metrics(tmp_path / "metrics.csv"))
 
 
 def test_ssl_run_arguments_are_checked(packed, tree_pretext, tmp_path) -> None:
@@ -420,3 +442,8 @@ def test_sigkill_in_the_finetuning_stage_resumes_there(packed, tree_pretext, tmp
         ra.pop("seconds"), rb.pop("seconds")
         assert ra == rb
     assert [r["stage"] for r in rows_b] == ["frozen"] + ["finetune"] * FINETUNE
+    # the killed and resumed stage's curves: each epoch once, on the run's epoch axis
+    rows = read_metrics(killed / "metrics.csv")
+    for stage_name in ("frozen", "finetune"):
+        assert_tensorboard_equals_metrics(killed / "tensorboard" / stage_name,
+                                          [r for r in rows if r["stage"] == stage_name])

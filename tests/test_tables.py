@@ -109,3 +109,37 @@ def test_table2_rejects_unknown_models_and_sources(tmp_path) -> None:
     with pytest.raises(DataError, match="metrics file missing"):
         table2({"lc_net": [tmp_path / "nope.json"]}, "real", "h")
     assert (table2({}, "real", "h")["status"] == "missing").all()
+
+
+def test_table2_shows_the_baselines_as_their_own_rows_without_paper_values(tmp_path) -> None:
+    cls = {"precision": 0.6, "recall": 0.5, "f1": 0.55, "f1_macro": 0.4, "f1_samples": 0.5}
+    metrics = {"lc_net": [_metrics_file(tmp_path / "lc.json", **cls)]}
+    baselines = {
+        "cloudy_input": _metrics_file(tmp_path / "cloudy.json", psnr=12.5, ssim=0.41, ssim_standard=0.3),
+        "constant_prediction": _metrics_file(tmp_path / "const.json", precision=0.3, recall=0.9, f1=0.45),
+    }
+    without = table2(metrics, "synthetic", "h")
+    frame = table2(metrics, "synthetic", "h", baselines)
+    # the model rows are those of a table without baselines; the baselines follow, in their own rows
+    pd.testing.assert_frame_equal(frame.iloc[:len(TABLE2)], without)
+    assert frame["model"].tolist() == [*TABLE2, "cloudy_input", "constant_prediction"]
+    extra = frame.iloc[len(TABLE2):].set_index("model")
+    assert extra["label"].tolist() == ["cloudy input (baseline)",
+                                       "constant prediction (baseline)"]
+    assert extra.loc["cloudy_input", "psnr"] == 12.5 and np.isnan(extra.loc["cloudy_input", "f1"])
+    assert extra.loc["constant_prediction", "f1"] == 0.45
+    assert np.isnan(extra.loc["constant_prediction", "psnr"])
+    assert extra[[f"{k}_paper" for k in ("precision", "recall", "f1", "psnr", "ssim")]].isna().all().all()
+    assert extra["n_seeds"].isna().all() and (extra["status"] == "ok").all()
+
+    out_csv, out_md = tmp_path / "table2.csv", tmp_path / "table2.md"
+    write_table2(metrics, "synthetic", "h", out_csv, out_md, baselines)
+    assert pd.read_csv(out_csv)["label"].tolist()[-2:] == extra["label"].tolist()
+    lines = {line.split("|")[1].strip(): line
+             for line in out_md.read_text().splitlines() if line.startswith("| ")}
+    cells = [c.strip() for c in lines["cloudy input (baseline)"].split("|")[2:-1]]
+    # seeds, then P ours/paper, R ours/paper, F1 ours/paper, PSNR ours/paper, SSIM ours/paper, SSIM std.
+    assert cells == ["—", "—", "—", "—", "—", "—", "—", "12.5000", "—", "0.4100", "—", "0.3000"]
+    assert "0.4500" in lines["constant prediction (baseline)"]
+    with pytest.raises(ValueError, match="unknown baseline"):
+        table2(metrics, "synthetic", "h", {"mean_image": baselines["cloudy_input"]})

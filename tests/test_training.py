@@ -104,6 +104,29 @@ def read_metrics(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def tensorboard_scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar TensorBoard shows for ``log_dir``: tag -> [(step, value), …] in step order, read back with
+    TensorBoard's own reader (which applies the purges a resumed writer records)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir))
+    accumulator.Reload()
+    return {tag: sorted((e.step, e.value) for e in accumulator.Scalars(tag))
+            for tag in accumulator.Tags()["scalars"]}
+
+
+def assert_tensorboard_equals_metrics(log_dir: Path, rows: list[dict[str, str]], epoch_offset: int = 0
+                                      ) -> None:
+    """The event files hold every non-empty metrics.csv column (float32) at step = offset + epoch, once."""
+    scalars = tensorboard_scalars(log_dir)
+    columns = [k for k in rows[0] if k not in ("epoch", "stage", "stage_epoch") and rows[0][k] != ""]
+    assert set(scalars) == set(columns), (sorted(scalars), columns)
+    for column in columns:
+        expected = [(epoch_offset + int(r["epoch"]), float(r[column])) for r in rows]
+        assert [step for step, _ in scalars[column]] == [step for step, _ in expected], column
+        assert np.allclose([v for _, v in scalars[column]], [v for _, v in expected], rtol=1e-6), column
+
+
 def assert_same_tensors(a: dict, b: dict) -> None:
     assert a.keys() == b.keys()
     for key, value in a.items():
@@ -186,9 +209,11 @@ def test_two_epochs_write_best_checkpoint_and_metrics(tmp_path, caplog, name, me
                           train_cfg=train_cfg(device="auto"), progress=True)
     if not torch.cuda.is_available():
         assert "training on CPU" in caplog.text
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "metrics.csv"]  # resume folder removed
+    # resume folder removed; the learning curves stay
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "metrics.csv", "tensorboard"]
 
     rows = read_metrics(tmp_path / "metrics.csv")
+    assert_tensorboard_equals_metrics(tmp_path / "tensorboard", rows)
     assert list(rows[0]) == ["epoch", "train_loss", "val_loss", "val_f1", "val_psnr", "seconds", "lr",
                              *extra_columns]
     assert [int(r["epoch"]) for r in rows] == [1, 2]
@@ -316,15 +341,28 @@ def interrupted_lc_net_run(out_dir: Path) -> None:
 
 def test_nan_loss_names_epoch_and_batch_and_keeps_the_last_resume_state(tmp_path) -> None:
     interrupted_lc_net_run(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["resume"]  # no declared output yet
+    # no declared output yet; the curves of the completed epoch are there already
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["resume", "tensorboard"]
     state = torch.load(tmp_path / "resume" / "state.pt", weights_only=True)
     assert state["epoch"] == 1 and len(state["metrics"]) == 1
+    assert [step for step, _ in tensorboard_scalars(tmp_path / "tensorboard")["val_f1"]] == [1]
+    # as if a killed process had logged epoch 2 after its last resume state: the resumed run must replace it
+    from torch.utils.tensorboard import SummaryWriter
+
+    with SummaryWriter(str(tmp_path / "tensorboard")) as stale:
+        stale.add_scalar("val_f1", -1.0, 2)
 
     # with clean data the run continues after epoch 1 instead of starting over
     summary = train_model("lc_net", LearnableTriplets(16), LearnableTriplets(8, seed=1), tmp_path,
                           model_cfg=TINY, train_cfg=train_cfg(), progress=False)
     assert summary["metrics"][0] == state["metrics"][0]
     assert len(summary["metrics"]) == 2
+    assert_tensorboard_equals_metrics(tmp_path / "tensorboard", read_metrics(tmp_path / "metrics.csv"))
+
+    # a run that starts over replaces the curves of the one before
+    train_model("lc_net", LearnableTriplets(16), LearnableTriplets(8, seed=1), tmp_path, model_cfg=TINY,
+                train_cfg=train_cfg(epochs=1), progress=False)
+    assert_tensorboard_equals_metrics(tmp_path / "tensorboard", read_metrics(tmp_path / "metrics.csv"))
 
 
 def test_resume_state_of_another_model_or_config_is_refused(tmp_path) -> None:

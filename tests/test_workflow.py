@@ -130,14 +130,28 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
 def test_every_output_of_the_contract_exists(smoke_run):
     r = smoke_run / "results"
     for path in ["tables/table1.csv", "tables/table2.csv", "tables/table2.md", "figures/fig1.png",
-                 "figures/fig1.pdf", "figures/fig3.png"]:
+                 "figures/fig1.pdf", "figures/fig3.png", "figures/curves.png", "figures/curves.pdf"]:
         assert (r / path).is_file() and (r / path).stat().st_size > 0, path
+    keys = {"precision", "recall", "f1", "f1_macro", "f1_samples", "psnr", "ssim", "ssim_standard", "n_test"}
+    # the baselines: evaluation outputs of their own, their rows in Table 2, the constant one in Fig. 1
+    for baseline, has_f1 in (("cloudy_input", False), ("constant_prediction", True)):
+        metrics = json.loads((r / "eval" / baseline / "metrics.json").read_text())
+        assert keys <= set(metrics) and metrics["baseline"] == baseline
+        assert (metrics["f1"] is not None) == has_f1 and (metrics["psnr"] is None) == has_f1
+        assert (r / "eval" / baseline / "predictions.npz").is_file()
+    table2 = pd.read_csv(r / "tables" / "table2.csv")
+    assert table2["label"].tolist()[-2:] == ["cloudy input (baseline)", "constant prediction (baseline)"]
+    assert "constant_prediction" in set(pd.read_csv(r / "figures" / "fig1.csv")["model"])
+    # every training run leaves its learning curves beside its metrics.csv; an SSL run one folder per stage
+    for run in ["lc_net", "hcr_net", "pretext", "ssl_on_25", "ssl_off_25"]:
+        events = list((r / "models" / run / "tensorboard").rglob("events.out.tfevents.*"))
+        assert events, run
+    assert {p.name for p in (r / "models" / "ssl_on_25" / "tensorboard").iterdir()} == {"frozen", "finetune"}
     for model in ["lc_net", "hcr_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net"]:
         assert (r / "models" / model / "best.pt").is_file()
         assert (r / "models" / model / "metrics.csv").is_file()
         assert not (r / "models" / model / "resume").exists()
         metrics = json.loads((r / "eval" / model / "metrics.json").read_text())
-        keys = {"precision", "recall", "f1", "f1_macro", "f1_samples", "psnr", "ssim", "ssim_standard", "n_test"}
         assert keys <= set(metrics)
         assert (metrics["f1"] is None) == (model == "hcr_net")
         assert (metrics["psnr"] is None) == (model == "lc_net")
@@ -212,7 +226,7 @@ def test_library_edit_reruns_exactly_the_rules_that_import_it(smoke_run, repo_co
     figures = repo_copy / "src" / "hcrlc" / "figures.py"
     figures.write_text(figures.read_text() + "\nFIGURES_EDITED = True\n")
     jobs = planned_jobs(dry_run_of(repo_copy, smoke_run))
-    assert set(jobs) - {"all", "figures", "ssl"} == {"fig1", "fig3", "fig4"}, jobs
+    assert set(jobs) - {"all", "figures", "ssl"} == {"fig1", "fig3", "fig4", "curves"}, jobs
 
 
 @pytest.mark.slow

@@ -139,3 +139,12 @@ def write_json(obj: Any, path: str | Path) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def write_npz(path: str | Path, **arrays: Any) -> None:
+    """``np.savez`` of ``arrays`` (uncompressed) to ``path``, atomically."""
+    import numpy as np  # only the writers of arrays need it
+
+    # a file object: np.savez would append ".npz" to the temporary name
+    with atomic_output(path) as tmp, tmp.open("wb") as f:
+        np.savez(f, **arrays)

@@ -26,39 +26,19 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from hcrlc.atomic import atomic_output, write_json
+from hcrlc.atomic import write_json, write_npz
 from hcrlc.data.dataset import prepare_batch
 from hcrlc.errors import ConfigError, DataError
-from hcrlc.metrics import classification_metrics, mean_finite, reconstruction_metrics
+from hcrlc.metrics import (  # noqa: F401  (METRIC_KEYS, DEFINITIONS: re-exported, the contract's keys)
+    DEFINITIONS,
+    METRIC_KEYS,
+    RECONSTRUCTION_KEYS,
+    reconstruction_metrics,
+    summarise_test_metrics,
+)
 from hcrlc.models import LOGITS, RECON
 
 log = logging.getLogger(__name__)
-
-CLASSIFICATION_KEYS = ("precision", "recall", "f1", "f1_macro", "f1_samples")
-RECONSTRUCTION_KEYS = ("psnr", "ssim", "ssim_standard")
-#: The keys of metrics.json fixed by the output contract (ARCHITECTURE.md), in order.
-METRIC_KEYS = (*CLASSIFICATION_KEYS, *RECONSTRUCTION_KEYS, "n_test")
-
-DEFINITIONS: dict[str, str] = {
-    "precision": "micro-averaged precision (scikit-learn, zero_division=0) of sigmoid >= 0.5 over all test "
-                 "samples and the 10 classes, as in the paper's Table 2",
-    "recall": "micro-averaged recall, as precision",
-    "f1": "micro-averaged F1 (harmonic mean of the micro precision and recall): the paper's F1",
-    "f1_macro": "F1 per class, averaged over the 10 classes (a class without true or predicted labels "
-                "scores 0)",
-    "f1_samples": "F1 per sample, averaged over samples (a sample without true or predicted labels scores 0)",
-    "psnr": "per test image 10*log10(1/MSE) in dB on the 13 bands in [0, 1] (data range 1, prediction not "
-            "clipped), averaged over images; images predicted exactly (infinite PSNR) are left out of the "
-            "average: {n_inf} of {n}",
-    "ssim": "SSIM as the authors coded it (comparable to the paper's Table 2): scikit-image "
-            "structural_similarity on the whole (13, H, W) array without a channel axis, i.e. a 3-D 7x7x7 "
-            "uniform window across bands and pixels, data_range=2 (scikit-image's former float default), "
-            "averaged over test images",
-    "ssim_standard": "standard SSIM (Wang et al. 2004): per band, 11-tap Gaussian window with sigma 1.5, "
-                     "population covariance, data_range=1, averaged over the 13 bands, then over test images",
-    "n_test": "number of test samples evaluated",
-}
-
 
 def choose_fig3_examples(cloud_fraction: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Pick ``n`` distinct rows for Fig. 3, spread over the cloud cover range; deterministic given ``seed``.
@@ -163,39 +143,14 @@ def evaluate(
     order = np.argsort(idx, kind="stable")
     arrays = {k: np.concatenate(v)[order] for k, v in parts.items() if v}
     arrays["targets"] = arrays["targets"].astype(np.uint8)
-    metrics = _summarise(arrays, heads, n_test)
+    metrics = summarise_test_metrics(arrays, n_test)
 
     out_dir = Path(out_dir)
-    _write_npz(out_dir / "predictions.npz", model=np.array(model_name), **arrays)
+    write_npz(out_dir / "predictions.npz", model=np.array(model_name), **arrays)
     write_json(metrics, out_dir / "metrics.json")
     if wanted is not None:
         recon = np.stack([examples[int(r)] for r in wanted]) if wanted.size else np.zeros((0,), np.float16)
-        _write_npz(out_dir / "examples.npz", rows=wanted, recon=recon, model=np.array(model_name))
+        write_npz(out_dir / "examples.npz", rows=wanted, recon=recon, model=np.array(model_name))
     log.info("%s on %d test samples: %s", model_name, n_test,
              ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics
-
-
-def _summarise(arrays: dict[str, np.ndarray], heads: tuple[str, ...], n_test: int) -> dict:
-    metrics: dict = dict.fromkeys(METRIC_KEYS)
-    metrics["n_test"] = n_test
-    definitions = dict(DEFINITIONS)
-    if LOGITS in heads:
-        metrics.update(classification_metrics(arrays["probs"], arrays["targets"]))
-    n_inf = 0
-    if RECON in heads:
-        metrics["psnr"], n_inf = mean_finite(arrays["psnr"])
-        metrics["ssim"] = float(np.mean(arrays["ssim"]))
-        metrics["ssim_standard"] = float(np.mean(arrays["ssim_standard"]))
-        if n_inf:
-            log.warning("%d of %d test images are predicted exactly (PSNR = inf); left out of the mean PSNR",
-                        n_inf, n_test)
-    definitions["psnr"] = definitions["psnr"].format(n_inf=n_inf, n=n_test)
-    metrics["definitions"] = definitions
-    return metrics
-
-
-def _write_npz(path: Path, **arrays: np.ndarray) -> None:
-    # a file object: np.savez would append ".npz" to the temporary name
-    with atomic_output(path) as tmp, tmp.open("wb") as f:
-        np.savez(f, **arrays)

@@ -1,10 +1,13 @@
 """The paper's figures from saved evaluation outputs — never runs a network.
 
-* Fig. 1 (:func:`fig1`): micro F1 versus cloud cover, from each model's ``predictions.npz``.
+* Fig. 1 (:func:`fig1`): micro F1 versus cloud cover, from each model's ``predictions.npz``; the constant
+  prediction baseline (:mod:`hcrlc.baselines`) as a dashed line.
 * Fig. 3 (:func:`fig3`): qualitative rows (cloudy S2, S1, reconstructions, clear S2), from ``examples.npz``
   and the test dataset.
 * Fig. 4 (:func:`fig4`): micro F1 versus the fraction of labelled training data, with and without the
   self-supervised pretext, from the ``ssl_*`` runs' ``metrics.json``.
+* Learning curves (:func:`curves`, not in the paper): loss and selection metric per epoch of every training
+  run, from the runs' ``metrics.csv``.
 
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas (no pyplot, no display, no
 global state) and written atomically; PDFs carry no creation date so reruns give the same bytes. When the data
@@ -16,18 +19,22 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from torch.utils.data import Dataset
 
 from hcrlc.atomic import atomic_output
 from hcrlc.errors import DataError
 from hcrlc.metrics import micro_f1
 from hcrlc.paper import LABEL_FRACTIONS, PATCH_SIZE, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
-from hcrlc.tables import MODEL_LABELS, check_source, read_metrics
+from hcrlc.tables import BASELINE_LABELS, MODEL_LABELS, check_source, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +146,35 @@ def fig1(
     subgroups: int = 10,
     seed: int = 0,
     out_csv: str | Path | None = None,
+    baselines: Mapping[str, str | Path] | None = None,
 ) -> pd.DataFrame:
     """Fig. 1: micro F1 versus the cloudy-pixel percentage, one line per classifying model, error bars = std
     over ``subgroups`` seeded random sub-groups per bin; a panel below counts the test patches per bin.
 
-    Writes ``out_png``, ``out_pdf`` and the numbers (:func:`fig1_table`) to ``out_csv`` (default: beside the
-    PNG with suffix ``.csv``); returns them.
+    ``baselines`` maps a baseline name (:data:`~hcrlc.tables.BASELINE_LABELS`, e.g. ``constant_prediction``)
+    to its predictions.npz: each is drawn as a dashed line without error bars, labelled in the legend. Writes
+    ``out_png``, ``out_pdf`` and the numbers of models and baselines (:func:`fig1_table`) to ``out_csv``
+    (default: beside the PNG with suffix ``.csv``); returns them.
     """
     check_source(source)
-    table = fig1_table(predictions, bins=bins, subgroups=subgroups, seed=seed)
-    models = list(dict.fromkeys(table["model"]))
+    baselines = dict(baselines or {})
+    unknown = sorted(set(baselines) - set(BASELINE_LABELS))
+    if unknown:
+        raise ValueError(f"fig1: unknown baseline(s) {unknown}; known: {list(BASELINE_LABELS)}")
+    table = fig1_table({**predictions, **baselines}, bins=bins, subgroups=subgroups, seed=seed)
+    fig = fig1_figure(table, source=source, bins=bins, subgroups=subgroups)
+    _save(fig, out_png, out_pdf)
+    out_csv = Path(out_png).with_suffix(".csv") if out_csv is None else Path(out_csv)
+    with atomic_output(out_csv) as tmp:
+        table.to_csv(tmp, index=False)
+    return table
+
+
+def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int) -> Figure:
+    """Draw :func:`fig1`'s figure from a :func:`fig1_table`: models as lines with error bars, the baselines
+    among its ``model`` values (:data:`~hcrlc.tables.BASELINE_LABELS`) as dashed lines."""
+    baselines = [m for m in dict.fromkeys(table["model"]) if m in BASELINE_LABELS]
+    models = [m for m in dict.fromkeys(table["model"]) if m not in BASELINE_LABELS]
     width = 100.0 / bins
     fig = Figure(figsize=(7.5, 6.5))
     grid = fig.add_gridspec(2, 1, height_ratios=(3, 1), hspace=0.08)
@@ -159,6 +185,12 @@ def fig1(
         centre = (part["cloud_lo_pct"] + part["cloud_hi_pct"]) / 2 + (i - (len(models) - 1) / 2) * width * 0.1
         ax.errorbar(centre, part["f1"], yerr=part["f1_subgroup_std"], marker="o", ms=4, capsize=3, lw=1.2,
                     label=MODEL_LABELS.get(model, model))
+    for name in baselines:
+        # bins without patches left out, so that the dashed line joins the bins that have them
+        part = table[(table["model"] == name) & table["f1"].notna()]
+        # the same F1 per bin as the models', no spread: the baseline predicts the same set everywhere
+        ax.plot((part["cloud_lo_pct"] + part["cloud_hi_pct"]) / 2, part["f1"], ls="--", lw=1.5, color="0.25",
+                marker="x", ms=5, label=BASELINE_LABELS[name])
     ax.set_ylabel("micro F1 on the test split")
     ax.legend(title=f"error bars: std of F1 over\n{subgroups} random sub-groups per bin",
               title_fontsize="small", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -166,7 +198,7 @@ def fig1(
     ax.tick_params(labelbottom=False)
     ax.set_title(_title("F1 versus cloud cover (Gu et al. 2022, Fig. 1)", source))
 
-    counts = table[table["model"] == models[0]]
+    counts = table[table["model"] == table["model"].iloc[0]]  # every model and baseline has the same bins
     centres = (counts["cloud_lo_pct"] + counts["cloud_hi_pct"]) / 2
     bars = ax_n.bar(centres, counts["n"], width=width * 0.85, color="0.6")
     ax_n.bar_label(bars, labels=[str(n) for n in counts["n"]], fontsize="x-small", padding=1)
@@ -175,11 +207,7 @@ def fig1(
     ax_n.set_xlabel("cloudy pixels in the patch (%)")
     ax_n.set_xticks(np.linspace(0, 100, bins + 1))
     ax_n.set_xlim(0, 100)
-    _save(fig, out_png, out_pdf)
-    out_csv = Path(out_png).with_suffix(".csv") if out_csv is None else Path(out_csv)
-    with atomic_output(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
-    return table
+    return fig
 
 
 # --- Fig. 3 -------------------------------------------------------------------------------------------------
@@ -340,3 +368,169 @@ def fig4(
     ax.set_title(_title("F1 versus labelled data (Gu et al. 2022, Fig. 4)", source))
     _save(fig, out_png, out_pdf)
     return table
+
+
+# --- Learning curves ----------------------------------------------------------------------------------------
+
+#: How the curves figure names each run's selection metric (the column training selects its best epoch by).
+SELECTION_LABELS = {"val_f1": "val. micro F1", "val_psnr": "val. PSNR (dB)", "val_acc": "val. accuracy"}
+TRAIN_COLOUR, VAL_LOSS_COLOUR, METRIC_COLOUR = "tab:blue", "tab:cyan", "tab:red"
+STAGE_SHADES = ("0.88", "white")
+CURVES_COLUMNS = 5
+
+
+def read_curve(path: str | Path) -> pd.DataFrame:
+    """A run's ``metrics.csv`` (one row per epoch, as :mod:`hcrlc.training` / :mod:`hcrlc.selfsup` write it).
+
+    :class:`DataError` if it is missing, empty or lacks ``epoch`` and ``train_loss``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "metrics.csv missing", "train the run first (snakemake train / snakemake ssl)")
+    frame = pd.read_csv(path)
+    missing = {"epoch", "train_loss"} - set(frame.columns)
+    if frame.empty or missing:
+        raise DataError(path, f"no epochs or missing columns {sorted(missing)}",
+                        "delete the run's folder and train it again")
+    return frame
+
+
+def selection_metric(frame: pd.DataFrame) -> str:
+    """The column a run was selected by: ``val_acc`` (pretext), else ``val_f1`` where the run classifies,
+    else ``val_psnr`` (HCR-Net) — as :func:`hcrlc.training.train_model` chooses it."""
+    for column in ("val_acc", "val_f1", "val_psnr"):
+        if column in frame.columns and frame[column].notna().any():
+            return column
+    raise ValueError(f"metrics.csv has no selection metric among val_acc, val_f1, val_psnr: "
+                     f"columns {list(frame.columns)}")
+
+
+def best_epoch(frame: pd.DataFrame, metric: str) -> int:
+    """The epoch training kept: the first one with the highest ``metric`` (later ties do not replace it)."""
+    values = frame[metric].to_numpy(dtype=np.float64)
+    return int(frame["epoch"].iloc[int(np.nanargmax(values))])
+
+
+def _run_title(run: str) -> str:
+    match = SSL_RUN.match(run)
+    if match:
+        how = "with pretext" if match["pretext"] == "on" else "from scratch"
+        return f"{run}: {how}, {match['fraction']} % labels"
+    if run == "pretext":
+        return "pretext (4-way neighbour direction)"
+    model, _, seed = run.partition("_s")
+    label = MODEL_LABELS.get(model, run)
+    return f"{label} (seed {seed})" if seed and model in MODEL_LABELS else label
+
+
+def _draw_curve(ax, frame: pd.DataFrame, run: str) -> tuple[str, int]:
+    """One panel: losses on ``ax``, the selection metric on a twin axis, stages, best epoch, chance."""
+    epochs = frame["epoch"].to_numpy()
+    if "stage" in frame.columns:
+        starts = np.flatnonzero(frame["stage"].to_numpy() != np.roll(frame["stage"].to_numpy(), 1))
+        starts = starts if starts.size and starts[0] == 0 else np.r_[0, starts]
+        bounds = list(starts) + [len(frame)]
+        for k, (lo, hi) in enumerate(pairwise(bounds)):
+            left, right = epochs[lo] - 0.5, epochs[hi - 1] + 0.5
+            if len(bounds) > 2:  # one stage alone needs no band, only its name
+                ax.axvspan(left, right, color=STAGE_SHADES[k % 2], zorder=0, lw=0)
+            if k:
+                ax.axvline(left, color="0.4", lw=0.8, ls="-", zorder=1)
+            ax.text((left + right) / 2, 0.97, f"stage: {frame['stage'].iloc[lo]}",
+                    transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize="x-small",
+                    color="0.25")
+    ax.plot(epochs, frame["train_loss"], color=TRAIN_COLOUR, marker="o", ms=3, lw=1.3, label="train_loss")
+    if "val_loss" in frame.columns:
+        ax.plot(epochs, frame["val_loss"], color=VAL_LOSS_COLOUR, marker="o", ms=2.5, lw=1.0, ls="--",
+                label="val_loss")
+    ax.set_xlabel("epoch", fontsize="small")
+    ax.set_ylabel("loss", fontsize="small", color=TRAIN_COLOUR)
+    ax.tick_params(labelsize="x-small")
+    ax.set_xlim(epochs.min() - 0.5, epochs.max() + 0.5)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    ax.margins(y=0.25)  # room for the stage names at the top
+
+    metric = selection_metric(frame)
+    best = best_epoch(frame, metric)
+    twin = ax.twinx()
+    ax.set_label(f"{run}: loss")
+    twin.set_label(f"{run}: metric")
+    twin.plot(epochs, frame[metric], color=METRIC_COLOUR, marker="s", ms=3, lw=1.3, label=metric)
+    best_value = float(frame.loc[frame["epoch"] == best, metric].iloc[0])
+    twin.plot([best], [best_value], marker="*", ms=11, color=METRIC_COLOUR, mec="black", mew=0.6, ls="none",
+              zorder=5)
+    if metric == "val_acc":
+        chance = float(frame["chance_acc"].iloc[0]) if "chance_acc" in frame.columns else 0.25
+        twin.axhline(chance, color=METRIC_COLOUR, ls=":", lw=1.2)
+        twin.annotate(f"chance {chance:.2f}", (0.98, chance), xycoords=("axes fraction", "data"),
+                      textcoords="offset points", xytext=(0, -3), ha="right", va="top", fontsize="x-small",
+                      color=METRIC_COLOUR)
+        twin.set_ylim(0, 1)
+    else:
+        twin.margins(y=0.3)
+        if metric == "val_f1":  # an F1 lies in [0, 1]: no axis far beyond (a little, so 0 and 1 show)
+            low, high = twin.get_ylim()
+            twin.set_ylim(max(low, -0.02), min(high, 1.02))
+    twin.set_ylabel(SELECTION_LABELS[metric], fontsize="small", color=METRIC_COLOUR)
+    twin.tick_params(labelsize="x-small", colors=METRIC_COLOUR, axis="y")
+    number = f"{best_value:.2f}" if metric == "val_psnr" else f"{best_value:.3f}"
+    ax.set_title(f"{_run_title(run)}\nbest: epoch {best}, {SELECTION_LABELS[metric]} {number}",
+                 fontsize="small")
+    return metric, best
+
+
+def curves(
+    metrics: Mapping[str, str | Path], out_png: str | Path, out_pdf: str | Path | None, *, source: str
+) -> pd.DataFrame:
+    """Learning curves: one panel per run (``metrics`` maps a run name to its ``metrics.csv``, panels in
+    that order), train loss (and validation loss, dashed) per epoch on the left axis, the run's selection
+    metric (``val_f1``, ``val_psnr`` or the pretext's ``val_acc``) on the right; the best epoch (the one the
+    run kept) starred; SSL stages shaded and named; chance accuracy (0.25) on the pretext panel.
+
+    Returns one row per run: ``run``, ``metric``, ``best_epoch``, ``best_value``, ``epochs``, ``stages``
+    (comma-separated, empty for single-stage runs).
+    """
+    if not metrics:
+        raise ValueError("curves needs the metrics.csv of at least one run")
+    fig, table = curves_figure({run: read_curve(path) for run, path in metrics.items()}, source=source)
+    _save(fig, out_png, out_pdf)
+    return table
+
+
+def curves_figure(frames: Mapping[str, pd.DataFrame], *, source: str) -> tuple[Figure, pd.DataFrame]:
+    """Draw :func:`curves`' figure from the runs' metrics tables (:func:`read_curve`); returns it and the
+    per-run summary. A run's panel is the axes labelled ``"{run}: loss"`` (``Axes.get_label``), its right
+    axis ``"{run}: metric"``."""
+    check_source(source)
+    n = len(frames)
+    n_cols = min(CURVES_COLUMNS, n)
+    n_rows = -(-n // n_cols)
+    spare = n_rows * n_cols - n
+    fig = Figure(figsize=(3.9 * n_cols, 3.1 * n_rows + (0.9 if not spare else 0.5)))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    rows = []
+    for ax, (run, frame) in zip(axes.flat, frames.items()):
+        metric, best = _draw_curve(ax, frame, run)
+        stages = list(dict.fromkeys(frame["stage"])) if "stage" in frame.columns else []
+        rows.append({"run": run, "metric": metric, "best_epoch": best,
+                     "best_value": float(frame.loc[frame["epoch"] == best, metric].iloc[0]),
+                     "epochs": len(frame), "stages": ",".join(stages)})
+    for ax in list(axes.flat)[n:]:
+        ax.set_axis_off()
+    handles = [Line2D([], [], color=TRAIN_COLOUR, marker="o", ms=3, label="train loss (left axis)"),
+               Line2D([], [], color=VAL_LOSS_COLOUR, marker="o", ms=3, ls="--",
+                      label="validation loss (left axis)"),
+               Line2D([], [], color=METRIC_COLOUR, marker="s", ms=3,
+                      label="validation metric the run selects by (right axis)"),
+               Line2D([], [], color=METRIC_COLOUR, marker="*", ms=10, mec="black", ls="none",
+                      label="best epoch (the checkpoint kept)"),
+               Line2D([], [], color=METRIC_COLOUR, ls=":", label="chance accuracy (pretext: 1 of 4)"),
+               Patch(facecolor=STAGE_SHADES[0], edgecolor="0.4", label="SSL stage (named at the top)")]
+    if spare:  # in the first unused panel
+        axes.flat[n].legend(handles=handles, loc="center", fontsize="small", frameon=False)
+    else:
+        fig.legend(handles=handles, loc="lower center", ncol=3, fontsize="small", frameon=False)
+    fig.suptitle(_title("Learning curves of every training run (per epoch, from metrics.csv)", source),
+                 fontsize="medium")
+    fig.tight_layout(rect=(0, 0 if spare else 0.07, 1, 0.97))
+    return fig, pd.DataFrame(rows)

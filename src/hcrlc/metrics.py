@@ -33,13 +33,17 @@ version (and this module) computes in float64.
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import torch
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from hcrlc.paper import PREDICTION_THRESHOLD
+
+log = logging.getLogger(__name__)
 
 #: SSIM stabilising constants (Wang et al. 2004; scikit-image defaults).
 K1, K2 = 0.01, 0.03
@@ -247,3 +251,60 @@ def mean_finite(values: np.ndarray) -> tuple[float | None, int]:
         return None, left_out
     mean = float(values[finite].mean())
     return (mean if math.isfinite(mean) else None), left_out
+
+
+# --- A test evaluation's metrics.json -----------------------------------------------------------------------
+
+CLASSIFICATION_KEYS = ("precision", "recall", "f1", "f1_macro", "f1_samples")
+RECONSTRUCTION_KEYS = ("psnr", "ssim", "ssim_standard")
+#: The keys of every test evaluation's metrics.json (models and baselines) fixed by the output contract
+#: (ARCHITECTURE.md), in order.
+#: The keys of metrics.json fixed by the output contract (ARCHITECTURE.md), in order.
+METRIC_KEYS = (*CLASSIFICATION_KEYS, *RECONSTRUCTION_KEYS, "n_test")
+
+DEFINITIONS: dict[str, str] = {
+    "precision": "micro-averaged precision (scikit-learn, zero_division=0) of sigmoid >= 0.5 over all test "
+                 "samples and the 10 classes, as in the paper's Table 2",
+    "recall": "micro-averaged recall, as precision",
+    "f1": "micro-averaged F1 (harmonic mean of the micro precision and recall): the paper's F1",
+    "f1_macro": "F1 per class, averaged over the 10 classes (a class without true or predicted labels "
+                "scores 0)",
+    "f1_samples": "F1 per sample, averaged over samples (a sample without true or predicted labels scores 0)",
+    "psnr": "per test image 10*log10(1/MSE) in dB on the 13 bands in [0, 1] (data range 1, prediction not "
+            "clipped), averaged over images; images predicted exactly (infinite PSNR) are left out of the "
+            "average: {n_inf} of {n}",
+    "ssim": "SSIM as the authors coded it (comparable to the paper's Table 2): scikit-image "
+            "structural_similarity on the whole (13, H, W) array without a channel axis, i.e. a 3-D 7x7x7 "
+            "uniform window across bands and pixels, data_range=2 (scikit-image's former float default), "
+            "averaged over test images",
+    "ssim_standard": "standard SSIM (Wang et al. 2004): per band, 11-tap Gaussian window with sigma 1.5, "
+                     "population covariance, data_range=1, averaged over the 13 bands, then over test images",
+    "n_test": "number of test samples evaluated",
+}
+
+
+def summarise_test_metrics(arrays: Mapping[str, np.ndarray], n_test: int) -> dict:
+    """The content of a test evaluation's ``metrics.json`` from its per-sample arrays.
+
+    ``arrays`` holds ``probs`` (N, 10) and ``targets`` (N, 10) for a classifier, ``psnr``, ``ssim`` and
+    ``ssim_standard`` (N,) for a reconstruction, or both; a key that is absent leaves its metrics null.
+    Returns :data:`METRIC_KEYS` (``n_test`` = ``n_test``) plus ``definitions`` (:data:`DEFINITIONS`, with
+    the number of images left out of the PSNR mean filled in). Models (:mod:`hcrlc.evaluation`) and
+    baselines (:mod:`hcrlc.baselines`) share it, so their numbers mean the same.
+    """
+    metrics: dict = dict.fromkeys(METRIC_KEYS)
+    metrics["n_test"] = n_test
+    definitions = dict(DEFINITIONS)
+    if "probs" in arrays:
+        metrics.update(classification_metrics(arrays["probs"], arrays["targets"]))
+    n_inf = 0
+    if "psnr" in arrays:
+        metrics["psnr"], n_inf = mean_finite(arrays["psnr"])
+        metrics["ssim"] = float(np.mean(arrays["ssim"]))
+        metrics["ssim_standard"] = float(np.mean(arrays["ssim_standard"]))
+        if n_inf:
+            log.warning("%d of %d test images are predicted exactly (PSNR = inf); left out of the mean PSNR",
+                        n_inf, n_test)
+    definitions["psnr"] = definitions["psnr"].format(n_inf=n_inf, n=n_test)
+    metrics["definitions"] = definitions
+    return metrics

@@ -53,6 +53,10 @@ at the end. Until then ``out_dir/resume/`` holds ``run.pt`` (the run's identity:
 size, pretext SHA-256) and one folder per stage, in which :func:`~hcrlc.training.train_model` trains; a killed
 job continues in the stage and epoch where it stopped, and a run of another config is refused
 (:class:`CheckpointError`).
+TensorBoard event files go to ``out_dir/tensorboard/{stage}/`` (``frozen`` and ``finetune``, or ``scratch``),
+written as each epoch ends: every metrics.csv column, step = the run's epoch (as in metrics.csv), so the
+stages line up on one axis in TensorBoard and show as separate runs named after the stage. A run that starts
+over (no ``resume/run.pt``) removes the event files of the run it replaces.
 """
 
 from __future__ import annotations
@@ -206,6 +210,9 @@ def ssl_job(
     if ssl_on:
         load_checkpoint(pretext_checkpoint, expected_name=PRETEXT)
         pretext_sha256 = file_sha256(Path(pretext_checkpoint))
+    tensorboard_dir = out_dir / "tensorboard"
+    if not (resume_dir / "run.pt").is_file():  # a run that starts over: no curves of the one it replaces
+        shutil.rmtree(tensorboard_dir, ignore_errors=True)
     _check_run_identity(resume_dir / "run.pt", {
         "model_name": run,
         "model_cfg": model_cfg,
@@ -220,25 +227,28 @@ def ssl_job(
         "code_version": code_version,
     })
 
-    def stage(stage_name: str, epochs: int, **init: Any) -> tuple[str, int, Path]:
+    def stage(stage_name: str, epochs: int, offset: int, **init: Any) -> tuple[str, int, Path]:
         stage_dir = resume_dir / stage_name
         if (stage_dir / "best.pt").is_file() and not (stage_dir / "resume" / "state.pt").is_file():
             log.info("%s: stage %s already complete in %s", run, stage_name, stage_dir)
         else:
             log.info("%s: stage %s, %d epoch(s)", run, stage_name, epochs)
+            # the stage's curves outlive resume/: the run's own tensorboard/, one sub-folder (a TensorBoard
+            # run) per stage, steps on the run's epoch axis
             train_model(SSL_MODEL, train_ds, val_ds, stage_dir, model_cfg=model_cfg,
-                        train_cfg={**cfg, "epochs": epochs}, code_version=code_version, **init)
+                        train_cfg={**cfg, "epochs": epochs}, code_version=code_version,
+                        tensorboard_dir=tensorboard_dir / stage_name, epoch_offset=offset, **init)
         return stage_name, epochs, stage_dir / "best.pt"
 
     if not ssl_on:
-        stages = [stage("scratch", scratch_epochs)]
+        stages = [stage("scratch", scratch_epochs, 0)]
     elif frozen_epochs == 0:
-        stages = [stage("finetune", finetune_epochs, init_checkpoint=pretext_checkpoint,
+        stages = [stage("finetune", finetune_epochs, 0, init_checkpoint=pretext_checkpoint,
                         init_skip=PRETEXT_SKIP)]
     else:
-        frozen = stage("frozen", frozen_epochs, init_checkpoint=pretext_checkpoint, init_skip=PRETEXT_SKIP,
+        frozen = stage("frozen", frozen_epochs, 0, init_checkpoint=pretext_checkpoint, init_skip=PRETEXT_SKIP,
                        trainable=NEW_LAYERS)
-        stages = [frozen, stage("finetune", finetune_epochs, init_checkpoint=frozen[2])]
+        stages = [frozen, stage("finetune", finetune_epochs, frozen_epochs, init_checkpoint=frozen[2])]
     return _write_run_outputs(run, stages, out_dir, extra={
         "label_fraction": fraction, "n_train": len(train_ds), "n_val": len(val_ds),
         "pretext_checkpoint_sha256": pretext_sha256})

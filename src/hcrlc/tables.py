@@ -2,7 +2,8 @@
 
 Table 1 needs no training: parameter counts come from the networks built on the meta device (no weights are
 allocated, so even the 100 M-parameter defaults take milliseconds). Table 2 reads the evaluation's
-``metrics.json`` files (one per training seed) and never runs a network.
+``metrics.json`` files (one per training seed) and never runs a network; below the paper's models it shows the
+trivial baselines of :mod:`hcrlc.baselines` (no paper values) as their own labelled rows.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from hcrlc.atomic import atomic_output
+from hcrlc.baselines import BASELINE_LABELS
 from hcrlc.errors import DataError
 from hcrlc.models import learnable_parameters
 from hcrlc.paper import TABLE1_PARAMS, TABLE2
@@ -29,6 +31,7 @@ MODEL_LABELS: dict[str, str] = {
     "hcr_lc_uncertain": "HCR&LC-Net uncertain",
     "hcr_c_net": "HCR-Net + C-Net",
 }
+
 DATA_SOURCES = ("synthetic", "real")
 
 #: Table 1 row → the network that is counted (HCR&LC-Net 1:1 and uncertain share one architecture).
@@ -94,45 +97,65 @@ def _seed_stats(values: list[float | None]) -> tuple[float | None, float | None]
     return float(np.mean(vals)), (float(np.std(vals, ddof=1)) if len(vals) > 1 else None)
 
 
-def table2(metrics: Mapping[str, Sequence[str | Path]], source: str, config_hash: str) -> pd.DataFrame:
-    """Table 2, one row per model of the paper (in its order), ours beside the paper's.
+def _table2_row(name: str, label: str, paths: Sequence[str | Path], paper: Mapping[str, float | None]
+                ) -> dict[str, Any]:
+    runs = [read_metrics(p) for p in paths]
+    row: dict[str, Any] = {
+        "model": name,
+        "label": label,
+        "status": "ok" if runs else "missing",
+        "n_seeds": len(runs),
+        "n_test": runs[0].get("n_test") if runs else None,
+    }
+    if name in NO_IMAGE_QUALITY:
+        runs = [{k: v for k, v in r.items() if k not in IMAGE_QUALITY} for r in runs]
+    for key in TABLE2_METRICS:
+        row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in runs])
+        row[f"{key}_paper"] = paper.get(key)
+    for key in TABLE2_OURS_ONLY:
+        row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in runs])
+    return row
+
+
+def table2(
+    metrics: Mapping[str, Sequence[str | Path]],
+    source: str,
+    config_hash: str,
+    baselines: Mapping[str, str | Path] | None = None,
+) -> pd.DataFrame:
+    """Table 2, one row per model of the paper (in its order), ours beside the paper's; then the baselines.
 
     ``metrics`` maps a model name to its metrics.json paths, one per training seed; models absent from it (or
-    with no path) get ``status`` "missing" and empty values. Columns: ``model``, ``label``, ``status``,
-    ``n_seeds``, ``n_test``; per metric m of precision, recall, f1, psnr, ssim: ``m`` (our mean over seeds),
-    ``m_std`` (sample std over seeds, empty for one seed) and ``m_paper``; then ``ssim_standard`` and
-    ``ssim_standard_std`` (ours only: the paper reports no standard SSIM); then ``source`` and
-    ``config_hash``.
-    Our values are empty where the model has no such output, and image quality for :data:`NO_IMAGE_QUALITY`.
+    with no path) get ``status`` "missing" and empty values. ``baselines`` maps a baseline of
+    :data:`BASELINE_LABELS` to its one metrics.json; each gets a row after the models, labelled
+    "… (baseline)", with empty paper columns and ``n_seeds`` empty (a baseline is not trained). Columns:
+    ``model``, ``label``, ``status``, ``n_seeds``, ``n_test``; per metric m of precision, recall, f1, psnr,
+    ssim: ``m`` (our mean over seeds), ``m_std`` (sample std over seeds, empty for one seed) and ``m_paper``;
+    then ``ssim_standard`` and ``ssim_standard_std`` (ours only: the paper reports no standard SSIM); then
+    ``source`` and ``config_hash``. Our values are empty where the model has no such output, and image
+    quality for :data:`NO_IMAGE_QUALITY`.
     """
     check_source(source)
     unknown = sorted(set(metrics) - set(TABLE2))
     if unknown:
         raise ValueError(f"table2: unknown model(s) {unknown}; Table 2 has {list(TABLE2)}")
-    rows = []
-    for model, paper in TABLE2.items():
-        runs = [read_metrics(p) for p in metrics.get(model, ())]
-        row: dict[str, Any] = {
-            "model": model,
-            "label": MODEL_LABELS[model],
-            "status": "ok" if runs else "missing",
-            "n_seeds": len(runs),
-            "n_test": runs[0].get("n_test") if runs else None,
-        }
-        shown = [r if model not in NO_IMAGE_QUALITY else {k: v for k, v in r.items() if k not in IMAGE_QUALITY}
-                 for r in runs]
-        for key in TABLE2_METRICS:
-            row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in shown])
-            row[f"{key}_paper"] = paper[key]
-        for key in TABLE2_OURS_ONLY:
-            row[key], row[f"{key}_std"] = _seed_stats([r.get(key) for r in shown])
+    baselines = dict(baselines or {})
+    unknown = sorted(set(baselines) - set(BASELINE_LABELS))
+    if unknown:
+        raise ValueError(f"table2: unknown baseline(s) {unknown}; known: {list(BASELINE_LABELS)}")
+    rows = [_table2_row(model, MODEL_LABELS[model], metrics.get(model, ()), paper)
+            for model, paper in TABLE2.items()]
+    for name, path in baselines.items():
+        rows.append(_table2_row(name, BASELINE_LABELS[name], [path], {}) | {"n_seeds": None})
+    for row in rows:
         row["source"] = source
         row["config_hash"] = config_hash
-        rows.append(row)
     frame = pd.DataFrame(rows)
-    numeric = [c for c in frame.columns if c not in ("model", "label", "status", "source", "config_hash")]
+    numeric = [c for c in frame.columns
+               if c not in ("model", "label", "status", "source", "config_hash", "n_seeds", "n_test")]
     frame[numeric] = frame[numeric].astype(float)
-    frame[["n_seeds"]] = frame[["n_seeds"]].astype(int)
+    # integers; a baseline has no seeds, so the column is nullable
+    frame["n_seeds"] = frame["n_seeds"].astype("Int64")
     frame["n_test"] = frame["n_test"].astype("Int64")
     return frame
 
@@ -157,6 +180,9 @@ def table2_markdown(frame: pd.DataFrame, source: str, config_hash: str) -> str:
         "coded it (3-D 7x7x7 window, data range 2); SSIM std.: per band, Gaussian σ 1.5, data range 1 "
         "(not in the paper)."),
         "- Ours: mean ± sample std over seeds when there are several. Paper: Gu et al. 2022, Table 2.",
+        ("- Baselines (no network, no training): *cloudy input* scores the cloudy S2 as the reconstruction "
+         "of the clear S2; *constant prediction* predicts, for every test patch, the class set with the best "
+         "micro-F1 on the training split. A model that does not beat them has not learnt."),
         "",
     ]
     header = ["model", "seeds"]
@@ -166,7 +192,7 @@ def table2_markdown(frame: pd.DataFrame, source: str, config_hash: str) -> str:
     header.append("SSIM std. (ours)")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in frame.itertuples(index=False):
-        cells = [row.label, str(row.n_seeds)]
+        cells = [row.label, "—" if pd.isna(row.n_seeds) else str(row.n_seeds)]
         for key in (*TABLE2_METRICS, *TABLE2_OURS_ONLY):
             mean, std = getattr(row, key), getattr(row, f"{key}_std")
             cells.append("missing" if row.status == "missing" else _cell(mean, std))
@@ -182,9 +208,10 @@ def write_table2(
     config_hash: str,
     out_csv: str | Path,
     out_md: str | Path,
+    baselines: Mapping[str, str | Path] | None = None,
 ) -> pd.DataFrame:
     """Write :func:`table2` as CSV and :func:`table2_markdown` as Markdown, both atomically."""
-    frame = table2(metrics, source, config_hash)
+    frame = table2(metrics, source, config_hash, baselines)
     with atomic_output(out_csv) as tmp:
         frame.to_csv(tmp, index=False)
     with atomic_output(out_md) as tmp:

@@ -42,7 +42,10 @@ do not move either. The loss weighting always trains.
 Snakemake treats declared outputs that exist after a killed job as incomplete, so they must not appear early.
 Everything a run needs to continue lives in ``out_dir/resume/state.pt`` (model, optimiser, loss weighting,
 completed epoch, best metric and best weights, metric rows), rewritten atomically after every epoch and
-removed after success. It continues only a run of the same model, config, data sizes, init checkpoint
+removed after success. The learning curves go to TensorBoard event files in ``out_dir/tensorboard/`` as
+each epoch ends (every metrics.csv column, step = epoch; the pretext's ``chance_acc`` is the 0.25 of guessing
+one of 4 directions): not declared outputs, so they may appear early, and a run started over replaces them.
+It continues only a run of the same model, config, data sizes, init checkpoint
 (SHA-256), ``init_skip`` and ``trainable`` set. ``best.pt`` holds only tensors and plain Python values and
 loads with ``torch.load(weights_only=True)``; read it with :func:`load_checkpoint` / :func:`load_model`, which
 check that it belongs to the expected model.
@@ -93,6 +96,7 @@ from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
 from hcrlc.data.dataset import prepare_batch
+from hcrlc.devices import resolve_device
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
 from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
 from hcrlc.metrics import psnr_per_image
@@ -155,10 +159,12 @@ EXECUTION_KEYS = ("num_workers", "gpus")
 BEST_FORMAT = "hcrlc.best/1"
 RESUME_FORMAT = "hcrlc.resume/1"
 METRIC_COLUMNS = ("epoch", "train_loss", "val_loss", "val_f1", "val_psnr", "seconds", "lr")
-PRETEXT_COLUMNS = ("epoch", "train_loss", "val_loss", "val_acc", "seconds", "lr")
+PRETEXT_COLUMNS = ("epoch", "train_loss", "val_loss", "val_acc", "chance_acc", "seconds", "lr")
 
 #: The self-supervised pretext task (paper §4), trained by the same loop as the five models.
 PRETEXT = "pretext"
+#: Validation accuracy of guessing the pretext direction at random (1 of 4): written beside ``val_acc``.
+PRETEXT_CHANCE_ACC = 1.0 / len(DIRECTIONS)
 TRAINABLE_NAMES = (*MODEL_NAMES, PRETEXT)
 LOG_VAR_COLUMNS = ("log_var_cls", "log_var_carl")
 
@@ -196,26 +202,6 @@ def tf32_math(enabled: bool) -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
-
-
-def resolve_device(requested: str, local_rank: int = 0) -> torch.device:
-    """``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available, else CPU, logged) → this rank's device.
-
-    Raises :class:`TrainingError` for ``"cuda"`` on a machine without a usable CUDA device.
-    """
-    if requested not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"training.device must be auto, cpu or cuda, got {requested!r}")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(
-            "training.device is 'cuda' but torch sees no CUDA device "
-            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Fix: run on a GPU node, install "
-            "a CUDA build of torch, or set training.device to 'auto' or 'cpu'"
-        )
-    if requested == "auto" and not torch.cuda.is_available():
-        log.info("training.device is 'auto' and no CUDA device is available: training on CPU")
-    if requested == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda", local_rank)
 
 
 # --- several processes --------------------------------------------------------------------------------------
@@ -660,13 +646,25 @@ def save_atomically(obj: Mapping[str, Any], path: Path) -> None:
         torch.save(dict(obj), tmp)
 
 
-def _tensorboard_writer(log_dir: Path) -> Any:
-    """A TensorBoard ``SummaryWriter`` when the optional ``tensorboard`` package is installed, else None."""
+def _tensorboard_writer(log_dir: Path, start_epoch: int, epoch_offset: int) -> Any:
+    """A TensorBoard ``SummaryWriter`` into ``log_dir`` for epochs ``start_epoch``…, step = offset + epoch.
+
+    A run that starts from its first epoch removes earlier event files in ``log_dir`` (a run started over
+    must not show the curves of the run it replaces); a resumed run purges the steps from its first new one
+    on, which a killed process may have written after its last resume state. Raises
+    :class:`TrainingError` when the ``tensorboard`` package (a dependency) is missing.
+    """
     try:
         from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(log_dir))
+    except ImportError as err:
+        raise TrainingError(
+            f"cannot write the learning curves to {log_dir}: the tensorboard package is missing ({err}). "
+            "Fix: pip install tensorboard (a dependency of hcrlc: pip install -e .)"
+        ) from err
+    if start_epoch <= 1 or not log_dir.is_dir():
+        shutil.rmtree(log_dir, ignore_errors=True)
+        return SummaryWriter(str(log_dir))
+    return SummaryWriter(str(log_dir), purge_step=epoch_offset + start_epoch)
 
 
 def _cpu_copy(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -690,6 +688,8 @@ def train_model(
     trainable: Sequence[str] | None = None,
     code_version: str | None = None,
     progress: bool = True,
+    tensorboard_dir: str | Path | None = None,
+    epoch_offset: int = 0,
 ) -> dict[str, Any]:
     """Train model ``name``, pick its best epoch on ``val_ds``, write ``best.pt`` and ``metrics.csv``.
 
@@ -708,6 +708,10 @@ def train_model(
         code_version: the workflow's hash of the code this run executes (:mod:`hcrlc.provenance`); part of
             the resume identity, so a state written by other code is refused instead of continued.
         progress: draw tqdm progress bars on stderr.
+        tensorboard_dir: where the TensorBoard event files go (default ``out_dir/tensorboard``): every
+            column of metrics.csv per epoch, tag = column name, step = ``epoch_offset`` + epoch.
+        epoch_offset: epochs that precede this training in a longer run (a later stage of an SSL run), so
+            that its curves continue on the run's epoch axis.
 
     Returns:
         ``model_name``, ``metric`` (``val_f1``, ``val_psnr`` or, for ``pretext``, ``val_acc``) and
@@ -769,12 +773,15 @@ def train_model(
     benchmark_before = torch.backends.cudnn.benchmark
     torch.use_deterministic_algorithms(cfg["deterministic"])
     torch.backends.cudnn.benchmark = cuda and not cfg["deterministic"]
+    tensorboard_dir = out_dir / "tensorboard" if tensorboard_dir is None else Path(tensorboard_dir)
     try:
         with _process_group(ctx, device), tf32_math(tf32):
             return _train(name, train_ds, val_ds, out_dir, state_path, model_cfg, cfg, hcr_checkpoint,
                           progress, ctx=ctx, device=device, bf16=bf16, patch_size=patch_size,
                           n_classes=n_classes, init_checkpoint=init_checkpoint, init_skip=tuple(init_skip),
-                          trainable=None if trainable is None else tuple(trainable), code_version=code_version)
+                          trainable=None if trainable is None else tuple(trainable),
+                          code_version=code_version, tensorboard_dir=tensorboard_dir,
+                          epoch_offset=epoch_offset)
     finally:
         torch.use_deterministic_algorithms(deterministic_before)
         torch.backends.cudnn.benchmark = benchmark_before
@@ -800,6 +807,8 @@ def _train(
     init_skip: tuple[str, ...],
     trainable: tuple[str, ...] | None,
     code_version: str | None,
+    tensorboard_dir: Path,
+    epoch_offset: int,
 ) -> dict[str, Any]:
     """The body of :func:`train_model`, inside its device, process-group and determinism settings."""
     seed = cfg["seed"]
@@ -888,10 +897,11 @@ def _train(
     train_options = dict(loader_options, persistent_workers=persistent)
     train_loader = DataLoader(train_ds, batch_sampler=sampler, **train_options)
     val_loader = DataLoader(val_ds, batch_size=cfg["batch_size"], shuffle=False, **loader_options)
-    writer = _tensorboard_writer(out_dir / "tensorboard") if ctx.is_main else None
+    writer = _tensorboard_writer(tensorboard_dir, start_epoch, epoch_offset) if ctx.is_main else None
     log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, training in %s, "
-             "%s (fp32) selects", name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size,
-             start_epoch, cfg["epochs"], cfg["precision"] if device.type == "cuda" else "fp32", metric)
+             "%s (fp32) selects%s", name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size,
+             start_epoch, cfg["epochs"], cfg["precision"] if device.type == "cuda" else "fp32", metric,
+             f" (chance {PRETEXT_CHANCE_ACC:.2f})" if name == PRETEXT else "")
 
     for epoch in range(start_epoch, cfg["epochs"] + 1):
         # --- train one epoch
@@ -940,6 +950,8 @@ def _train(
             row: dict[str, Any] = {"epoch": epoch, "train_loss": loss_sum / n_seen}
             row |= _validate(objective, val_loader, device, channels_last=bf16,
                              want_f1=metric == "val_f1", want_psnr=want_psnr, want_acc=metric == "val_acc")
+            if name == PRETEXT:
+                row["chance_acc"] = PRETEXT_CHANCE_ACC
             row |= {"seconds": time.perf_counter() - started, "lr": optimizer.param_groups[0]["lr"]}
             if isinstance(weighting, UncertaintyWeighting):
                 row |= {"log_var_cls": weighting.log_var_cls.item(),
@@ -948,6 +960,13 @@ def _train(
             if row[metric] > best["value"]:
                 best = {"epoch": epoch, "value": row[metric], "state_dict": _cpu_copy(model.state_dict()),
                         "weighting": _cpu_copy(weighting.state_dict()) if weighting is not None else None}
+            if writer is not None:
+                # before the resume state: a process killed in between redoes this epoch, whose steps the
+                # resumed writer purges
+                for key, value in row.items():
+                    if key != "epoch" and value is not None:
+                        writer.add_scalar(key, value, epoch_offset + epoch)
+                writer.flush()
             save_atomically({
                 "format": RESUME_FORMAT,
                 "identity": identity,
@@ -960,10 +979,6 @@ def _train(
             }, state_path)
             log.info("%s epoch %d/%d: %s", name, epoch, cfg["epochs"],
                      ", ".join(f"{k} {v:.5g}" for k, v in row.items() if k != "epoch" and v is not None))
-            if writer is not None:
-                for key, value in row.items():
-                    if key != "epoch" and value is not None:
-                        writer.add_scalar(key, value, epoch)
         if ctx.distributed:
             dist.barrier()
 

@@ -125,6 +125,10 @@ SSL_RUNS = [
     for fraction in config["ssl"]["label_fractions"]
 ]
 EVAL_RUNS = ALL_RUNS + SSL_RUNS
+#: evaluation outputs without a network (rules baseline_*); their names are not runs
+BASELINES = ["cloudy_input", "constant_prediction"]
+#: runs whose learning curves (metrics.csv) the curves figure draws
+CURVE_RUNS = ALL_RUNS + ["pretext"] + SSL_RUNS
 
 
 # --- provenance ---------------------------------------------------------------------------------------------------

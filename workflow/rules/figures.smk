@@ -1,6 +1,7 @@
 rule table2:
     input:
         metrics=expand("results/eval/{run}/metrics.json", run=ALL_RUNS),
+        baselines=expand("results/eval/{baseline}/metrics.json", baseline=BASELINES),
     output:
         csv=report(
             "results/tables/table2.csv",
@@ -20,6 +21,7 @@ rule table2:
     params:
         code=code_of("table2.py"),
         runs=RUNS,
+        baselines=BASELINES,
         source=DATA_SOURCE,
         config_hash=CONFIG_HASH,
     script:
@@ -29,6 +31,7 @@ rule table2:
 rule fig1:
     input:
         predictions=expand("results/eval/{model}/predictions.npz", model=CLASSIFIERS),
+        constant="results/eval/constant_prediction/predictions.npz",
     output:
         png=report(
             "results/figures/fig1.png",
@@ -73,9 +76,33 @@ rule fig3:
         "../scripts/fig3.py"
 
 
+# Not in the paper: loss and selection metric per epoch of every training run, from its metrics.csv
+rule curves:
+    input:
+        metrics=expand("results/models/{run}/metrics.csv", run=CURVE_RUNS),
+    output:
+        png=report(
+            "results/figures/curves.png",
+            caption="../report/curves.rst",
+            category="Figures",
+        ),
+        pdf="results/figures/curves.pdf",
+    log:
+        "results/logs/curves.log",
+    conda:
+        CONDA_ENV
+    params:
+        code=code_of("curves.py"),
+        runs=CURVE_RUNS,
+        source=DATA_SOURCE,
+    script:
+        "../scripts/curves.py"
+
+
 rule figures:
     input:
         "results/tables/table2.csv",
         "results/figures/fig1.png",
         "results/figures/fig3.png",
         "results/figures/fig4.png",
+        "results/figures/curves.png",

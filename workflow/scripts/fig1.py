@@ -10,4 +10,5 @@ with job_log(snakemake.log[0]):
         bins=snakemake.params.bins,
         subgroups=snakemake.params.subgroups,
         out_csv=snakemake.output.csv,
+        baselines={"constant_prediction": snakemake.input.constant},
     )
