@@ -899,7 +899,7 @@ def _train(
     val_loader = DataLoader(val_ds, batch_size=cfg["batch_size"], shuffle=False, **loader_options)
     writer = _tensorboard_writer(tensorboard_dir, start_epoch, epoch_offset) if ctx.is_main else None
     log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, training in %s, "
-             "%s (fp32) selects%s", name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size,
+             "%s selects%s (validated in fp32)", name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size,
              start_epoch, cfg["epochs"], cfg["precision"] if device.type == "cuda" else "fp32", metric,
              f" (chance {PRETEXT_CHANCE_ACC:.2f})" if name == PRETEXT else "")
 

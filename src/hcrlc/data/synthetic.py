@@ -260,7 +260,7 @@ def _sensor(rng: np.random.Generator, toa: np.ndarray) -> np.ndarray:
 
 
 def _backscatter(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray) -> np.ndarray:
-    """S1 (2, H, W) float32 dB (VV, VH): class mean, 1.5 dB texture and multi-look gamma speckle.
+    """S1 (2, H, W) float32 dB (VV, VH): class mean, 1 dB texture and multi-look gamma speckle.
 
     The texture is mostly the ``ground`` structure that also varies S2 (denser canopy, wetter soil: more
     backscatter), partly the radar's own (surface roughness, look geometry).
@@ -268,7 +268,7 @@ def _backscatter(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray)
     size = igbp.shape[0]
     mean_db = np.moveaxis(IGBP_S1_DB[igbp.astype(np.int64) - 1], -1, 0)
     own = _smooth_fields(rng, 2, size, sigma_px=4.0)
-    mean_db = mean_db + 1.5 * (0.8 * ground[None] + 0.6 * own)
+    mean_db = mean_db + 0.8 * ground[None] + 0.6 * own  # unit std: 0.8² + 0.6² = 1
     speckle = rng.gamma(_S1_LOOKS, 1.0 / _S1_LOOKS, size=mean_db.shape).astype(np.float32)
     return (mean_db + 10.0 * np.log10(speckle)).astype(np.float32)
 
@@ -316,9 +316,17 @@ def _cloudiness_levels(n: int, rng: np.random.Generator, mean: float, std: float
     coverage (58 ± 37 %) the Beta is U-shaped: many acquisitions are almost clear or almost overcast, as real
     ones are.
     """
-    k = mean * (1.0 - mean) / std**2 - 1.0
     quantiles = (rng.permutation(n) + rng.uniform(0.0, 1.0, n)) / n
-    return stats.beta.ppf(quantiles, mean * k, (1.0 - mean) * k).astype(np.float64)
+    return stats.beta.ppf(quantiles, *_beta_parameters(mean, std)).astype(np.float64)
+
+
+def _beta_parameters(mean: float, std: float) -> tuple[float, float]:
+    """(a, b) of the Beta distribution with this mean and standard deviation (method of moments)."""
+    k = mean * (1.0 - mean) / std**2 - 1.0
+    if k <= 0:
+        raise ConfigError(f"no Beta distribution has mean {mean} and std {std}; the std must be below "
+                          f"{(mean * (1 - mean)) ** 0.5:.3f}")
+    return mean * k, (1.0 - mean) * k
 
 
 #: How much a second acquisition differs outside the clouds (illustrative magnitudes, not fitted to data):
