@@ -34,8 +34,8 @@ S1_NODATA = -9999.0
 
 
 def write_geotiff(path: str | Path, array: np.ndarray, crs: CRS, transform: Affine, nodata: float | None = None,
-                  descriptions: tuple[str, ...] | None = None) -> None:
-    """Write a (bands, H, W) array as a tiled, compressed GeoTIFF, atomically."""
+                  descriptions: tuple[str, ...] | None = None) -> Path:
+    """Write a (bands, H, W) array as a tiled, compressed GeoTIFF, atomically; return ``path``."""
     bands, height, width = array.shape
     with atomic_output(path) as tmp, rasterio.open(
             tmp, "w", driver="GTiff", width=width, height=height, count=bands, dtype=array.dtype.name, crs=crs,
@@ -43,6 +43,7 @@ def write_geotiff(path: str | Path, array: np.ndarray, crs: CRS, transform: Affi
         dst.write(array)
         if descriptions:
             dst.descriptions = descriptions
+    return Path(path)
 
 
 def demo_s1(bounds_lonlat: tuple[float, float, float, float], seed: int = 0) -> tuple[np.ndarray, Affine]:

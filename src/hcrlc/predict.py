@@ -294,7 +294,7 @@ def coarse_transform(transform: Affine, ys: np.ndarray, xs: np.ndarray, size: in
     to ``length − size/2 + stride/2`` pixels, inside the scene since ``stride <= size``.
     """
     sy, sx = _grid_step(ys, size, overlap), _grid_step(xs, size, overlap)
-    return transform * Affine.translation(size / 2 - sx / 2, size / 2 - sy / 2) * Affine.scale(sx, sy)
+    return transform @ Affine.translation(size / 2 - sx / 2, size / 2 - sy / 2) @ Affine.scale(sx, sy)
 
 
 def to_dn(reflectance: np.ndarray) -> np.ndarray:

@@ -75,8 +75,8 @@ def write_quicklook(out_dir: str | Path, out_png: str | Path, *, s2_path: str | 
         with rasterio.open(landcover) as lc, rasterio.open(s2_path) as s2:
             probs = lc.read()
             # the coarse grid's corners in the decimated S2 image's pixel coordinates
-            cols, rows = (~s2.transform) * (lc.transform * (0, 0))
-            cols2, rows2 = (~s2.transform) * (lc.transform * (lc.width, lc.height))
+            cols, rows = ~s2.transform @ (lc.transform @ (0, 0))
+            cols2, rows2 = ~s2.transform @ (lc.transform @ (lc.width, lc.height))
             sx, sy = width / s2.width, height / s2.height
         dominant = probs.argmax(axis=0)
         cmap = ListedColormap(CLASS_COLOURS)
