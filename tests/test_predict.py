@@ -195,6 +195,13 @@ def test_outputs_lie_on_the_input_grid_for_a_size_that_is_no_multiple_of_the_str
         s2_left, s2_bottom, s2_right, s2_top = array_bounds(height, width, transform)
         assert s2_left <= left < right <= s2_right and s2_bottom <= bottom < top <= s2_top
     assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
+    with rasterio.open(out / CLOUD_FREE) as cf:
+        free = cf.read().astype(np.float64)
+    # no seam: the jump across a window's edge is no larger than across any other column or row
+    for axis, starts in [(2, xs), (1, ys)]:
+        jumps = np.abs(np.diff(free, axis=axis)).mean(axis=tuple({0, 1, 2} - {axis}))
+        edges = sorted({int(x) - 1 for x in starts[1:]} | {int(x) + 31 for x in starts[:-1]})
+        assert (jumps[edges] < 1.5 * np.median(jumps)).all(), (axis, jumps[edges] / np.median(jumps))
     assert summary["windows"]["count"] == len(ys) * len(xs) == summary["windows"]["rows"] * summary["windows"]["cols"]
     assert set(summary["class_probabilities"]) == set(CLASSES)
     assert summary["scene"] == "odd" and summary["checkpoint_sha256"] == file_sha256(checkpoints["hcr_lc_uncertain_32"])
@@ -311,6 +318,7 @@ def test_mask_of_real_pixels_in_strips_equals_stock_s2cloudless_on_the_whole_sce
     ("float_s2", r"float32 values.*Fix: convert"),
     ("s1_not_covering", r"does not cover the S2 footprint.*Fix:"),
     ("s1_linear", r"looks like linear power.*Fix: convert to dB"),
+    ("s1_missing", r"S1 file not found.*Fix: check the path"),
 ])
 def test_bad_input_is_refused_naming_the_file_and_the_fix(checkpoints, tmp_path, case, match):
     s2, s1 = tmp_path / "s2.tif", tmp_path / "s1.tif"
@@ -325,7 +333,7 @@ def test_bad_input_is_refused_naming_the_file_and_the_fix(checkpoints, tmp_path,
         write_s2(s2, 64, 64)
         if case == "s1_not_covering":
             write_s1_lonlat(s1, s2, margin=-0.0002)  # a little short of the footprint on every side
-        else:
+        elif case == "s1_linear":
             transform, width, height = lonlat_grid_over(s2)
             write_geotiff(s1, np.full((2, height, width), 0.05, np.float32), LONLAT, transform)
         bad = s1

@@ -46,24 +46,25 @@ def write_geotiff(path: str | Path, array: np.ndarray, crs: CRS, transform: Affi
     return Path(path)
 
 
-def demo_s1(bounds_lonlat: tuple[float, float, float, float], seed: int = 0) -> tuple[np.ndarray, Affine]:
-    """Synthetic (2, H, W) float32 VV/VH in dB on a lon/lat grid over ``bounds_lonlat`` plus a margin; nodata frame.
+def demo_s1(bounds_lonlat: tuple[float, float, float, float], seed: int = 0, cell: float = S1_CELL_DEG,
+            margin: float = S1_MARGIN_DEG) -> tuple[np.ndarray, Affine]:
+    """Synthetic (2, H, W) float32 VV/VH in dB on a lon/lat grid of ``cell`` degrees over ``bounds_lonlat`` plus
+    ``margin`` degrees, the outer half of the margin nodata (:data:`S1_NODATA`).
 
-    VV: -11 dB ± 4 dB of smooth structure with gamma speckle (4 looks); VH: VV − 7 dB with its own speckle.
+    VV: -11 dB ± 2 dB of smooth structure (a few km across) with gamma speckle (4 looks); VH: VV − 7 dB with its own speckle.
     """
     west, south, east, north = bounds_lonlat
-    west, south, east, north = west - S1_MARGIN_DEG, south - S1_MARGIN_DEG, east + S1_MARGIN_DEG, north + S1_MARGIN_DEG
-    width, height = int(np.ceil((east - west) / S1_CELL_DEG)), int(np.ceil((north - south) / S1_CELL_DEG))
-    transform = from_origin(west, north, S1_CELL_DEG, S1_CELL_DEG)
+    west, south, east, north = west - margin, south - margin, east + margin, north + margin
+    width, height = int(np.ceil((east - west) / cell)), int(np.ceil((north - south) / cell))
+    transform = from_origin(west, north, cell, cell)
     rng = np.random.default_rng(seed)
-    lon = west + (np.arange(width) + 0.5) * S1_CELL_DEG
-    lat = north - (np.arange(height) + 0.5) * S1_CELL_DEG
-    structure = (np.sin(2 * np.pi * lon / 0.011)[None, :] * np.cos(2 * np.pi * lat / 0.007)[:, None]
-                 + 0.5 * np.sin(2 * np.pi * (lon[None, :] + lat[:, None]) / 0.004))
-    vv = -11.0 + 2.7 * structure
+    lon = west + (np.arange(width) + 0.5) * cell
+    lat = north - (np.arange(height) + 0.5) * cell
+    structure = np.sin(2 * np.pi * lon / 0.03)[None, :] * np.cos(2 * np.pi * lat / 0.02)[:, None]
+    vv = -11.0 + 2.0 * structure
     speckle = rng.gamma(4.0, 1 / 4.0, size=(2, height, width))
     s1 = np.stack([vv, vv - 7.0]) + 10 * np.log10(speckle)
-    frame = max(1, int(S1_MARGIN_DEG / S1_CELL_DEG) // 2)  # half the margin: outside the S2 footprint
+    frame = max(1, int(margin / cell) // 2)  # half the margin: outside the S2 footprint
     s1[:, :frame], s1[:, -frame:], s1[:, :, :frame], s1[:, :, -frame:] = (S1_NODATA,) * 4
     return s1.astype(np.float32), transform
 

@@ -164,19 +164,23 @@ class SceneGrid:
 # --- input checks --------------------------------------------------------------------------------------------
 
 
+def _open_input(path: Path, key: str, expected: str) -> rasterio.io.DatasetReader:
+    """Open an input raster; a missing or unreadable file is a :class:`DataError` naming it."""
+    if not path.is_file():
+        raise DataError(path, f"{key.upper()} file not found", f"check the path (predict.scenes.<name>.{key} or --{key})")
+    try:
+        return rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise DataError(path, f"not readable as a raster ({err})", f"pass {expected}") from err
+
+
 def check_s2(path: str | Path, min_size: int) -> SceneGrid:
     """Open the S2 L1C GeoTIFF at ``path`` and check it (see the module docstring); return its grid.
 
     ``min_size``: the window side in pixels (the checkpoint's patch size).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "S2 file not found", "check the path (predict.scenes.<name>.s2 or --s2)")
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as err:
-        raise DataError(path, f"not readable as a raster ({err})", "pass a GeoTIFF of the 13 L1C bands") from err
-    with src:
+    with _open_input(path, "s2", "a GeoTIFF of the 13 L1C bands") as src:
         if src.count != S2_BANDS:
             hint = (" A 12-band Sentinel-2 file is usually Level-2A, which has no B10 (cirrus, 1375 nm)."
                     if src.count == S2_BANDS - 1 else "")
@@ -215,13 +219,7 @@ def check_s2(path: str | Path, min_size: int) -> SceneGrid:
 def check_s1(path: str | Path, grid: SceneGrid) -> None:
     """Check that the S1 GeoTIFF at ``path`` holds VV and VH in dB and covers the S2 ``grid``'s footprint."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "S1 file not found", "check the path (predict.scenes.<name>.s1 or --s1)")
-    try:
-        src = rasterio.open(path)
-    except rasterio.errors.RasterioIOError as err:
-        raise DataError(path, f"not readable as a raster ({err})", "pass a GeoTIFF of VV and VH in dB") from err
-    with src:
+    with _open_input(path, "s1", "a GeoTIFF of VV and VH in dB") as src:
         if src.count != S1_BANDS:
             raise DataError(path, f"has {src.count} bands; expected {S1_BANDS} (VV, VH backscatter in dB)",
                             "stack VV and VH (in that order) into one GeoTIFF")

@@ -69,7 +69,7 @@ def write_quicklook(out_dir: str | Path, out_png: str | Path, *, s2_path: str | 
     axes[2].imshow(np.ma.masked_invalid(mask), cmap=MASK_COLOURS, vmin=0, vmax=1, interpolation="nearest",
                    extent=extent)
     cover = np.nanmean(mask) if np.isfinite(mask).any() else float("nan")
-    axes[2].set_title(f"cloud mask (s2cloudless), {cover:.0%} cloudy")
+    axes[2].set_title(f"cloud mask (s2cloudless, white = cloud): {cover:.0%}")
     landcover = out_dir / "landcover.tif"
     if landcover.is_file():
         with rasterio.open(landcover) as lc, rasterio.open(s2_path) as s2:
