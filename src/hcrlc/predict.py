@@ -105,6 +105,9 @@ MASK_NODATA = 255
 WEIGHT_FLOOR = 1e-3
 #: Rows of S2 per step of the cloud-mask pass (plus the halo): ~13 × 2 B × width per row in memory.
 MASK_STRIP_ROWS = 512
+#: GDAL's block cache (MB); its default, 5 % of the RAM, would let memory grow with the scene. One tile row of the
+#: temporary cloud-free GeoTIFF (256 rows × width × 13 bands × 2 B: 33 MB at 5,000 px) should fit.
+GDAL_CACHE_MB = 64
 #: Tile side of the temporary GeoTIFFs; one tile row (this many image rows × width × bands) stays in GDAL's cache.
 _TMP_BLOCK = 256
 _COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": 512, "BIGTIFF": "IF_SAFER"}
@@ -295,9 +298,16 @@ def coarse_transform(transform: Affine, ys: np.ndarray, xs: np.ndarray, size: in
     return transform @ Affine.translation(size / 2 - sx / 2, size / 2 - sy / 2) @ Affine.scale(sx, sy)
 
 
-def to_dn(reflectance: np.ndarray) -> np.ndarray:
-    """Reflectance (any float array) -> uint16 reflectance × 10,000, rounded, clipped to [0, 10,000]."""
-    return np.clip(np.rint(reflectance * S2_SCALE), 0, S2_SCALE).astype(np.uint16)
+def to_dn(reflectance: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """Reflectance (float64 array) -> uint16 reflectance × 10,000, rounded, clipped to [0, 10,000].
+
+    ``overwrite``: compute in ``reflectance``'s own memory (no float64 temporaries the size of a window row).
+    """
+    values = reflectance if overwrite else reflectance.astype(np.float64)
+    np.multiply(values, S2_SCALE, out=values)
+    np.rint(values, out=values)
+    np.clip(values, 0, S2_SCALE, out=values)
+    return values.astype(np.uint16)
 
 
 # --- reading ---------------------------------------------------------------------------------------------------
@@ -460,7 +470,9 @@ def _run_windows(model: torch.nn.Module, heads: tuple[str, ...], s2_path: Path, 
                         probs[:, k, j] = out["probs"][i]
                 bar.update(len(cols))
             if reconstructs:
-                rows = to_dn(acc[:, :done] / wsum[:done])
+                # the finished rows are normalised in place: they leave the accumulator below
+                np.divide(acc[:, :done], wsum[:done], out=acc[:, :done])
+                rows = to_dn(acc[:, :done], overwrite=True)
                 if grid.nodata is not None:
                     valid = _valid(dn[:, :done], grid.nodata)
                     rows[:, (rows == grid.nodata).all(axis=0) & valid] = _not_nodata(grid.nodata)
@@ -540,7 +552,7 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
     log.info("%s on %s (%d × %d px, %s): windows of %d px, overlap >= %d, %s", ckpt["model_name"], s2,
              grid.width, grid.height, grid.crs.to_string(), size, settings.overlap, device)
 
-    with rasterio.Env(GDAL_NUM_THREADS=settings.threads):
+    with rasterio.Env(GDAL_NUM_THREADS=settings.threads, GDAL_CACHEMAX=GDAL_CACHE_MB):
         t0 = time.perf_counter()
         clouds = write_cloud_mask(s2, out_dir / CLOUD_MASK, settings, progress=progress)
         t_mask = time.perf_counter() - t0
@@ -584,8 +596,9 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
     if summary["class_probabilities"]:
         summary["dominant_class"] = max(summary["class_probabilities"], key=summary["class_probabilities"].get)
     t0 = time.perf_counter()
-    write_quicklook(out_dir, out_dir / QUICKLOOK, s2_path=s2, title=f"{summary['scene']} — {ckpt['model_name']}",
-                    synthetic=trained_on == "synthetic")
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        write_quicklook(out_dir, out_dir / QUICKLOOK, s2_path=s2, title=f"{summary['scene']} — {ckpt['model_name']}",
+                        synthetic=trained_on == "synthetic")
     summary["seconds"]["quicklook"] = round(time.perf_counter() - t0, 3)
     summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
     write_json(summary, out_dir / SUMMARY)
