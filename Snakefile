@@ -34,6 +34,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/ssl.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:
@@ -45,3 +46,4 @@ rule all:
         rules.evaluate.input,
         rules.ssl.input,
         rules.figures.input,
+        rules.cards.input,

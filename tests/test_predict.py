@@ -1,0 +1,450 @@
+"""Prediction on one's own scenes (hcrlc.predict), the hcrlc command, model cards, and `snakemake predict`.
+
+Networks are tiny (widths 4–8) and trained for one epoch on a few samples: the tests check geometry, blending,
+masks and files, not skill. Scenes are GeoTIFFs with real CRSs written here; the real-pixel tests use
+s2cloudless's own Sentinel-2 L1C test scene (``python benchmarks/cloud_masks.py --fetch``) and are skipped
+without it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+import tomllib
+import torch
+import yaml
+from conftest import REPO, SMOKE, snakemake
+from pyproj import Transformer
+from rasterio.crs import CRS
+from rasterio.transform import array_bounds, from_origin
+from rasterio.windows import Window
+from test_training import TINY, LearnableTriplets
+
+from hcrlc.cli import main as cli_main
+from hcrlc.data import fast_cloud as fc
+from hcrlc.data.dataset import prepare_s1, prepare_s2
+from hcrlc.demo_scene import write_demo_scene, write_geotiff
+from hcrlc.errors import DataError
+from hcrlc.model_card import with_test_metrics, write_model_card
+from hcrlc.models import LOGITS, RECON
+from hcrlc.paper import CLASSES, MASK_PRESETS
+from hcrlc.predict import (
+    CLOUD_FREE,
+    CLOUD_MASK,
+    LANDCOVER,
+    MASK_NODATA,
+    PREDICT_DEFAULTS,
+    QUICKLOOK,
+    SUMMARY,
+    PredictSettings,
+    SceneGrid,
+    blend_weights,
+    predict_scene,
+    s1_on_grid,
+    to_dn,
+    window_starts,
+    write_cloud_mask,
+)
+from hcrlc.training import file_sha256, load_model, train_model
+
+UTM = CRS.from_epsg(32633)
+LONLAT = CRS.from_epsg(4326)
+UTM_ORIGIN = (500_000.0, 5_200_000.0)
+#: Settings for the 32-px test models (the default overlap, 64 px, is for 256-px windows).
+SMALL = PredictSettings(overlap=8)
+
+
+def train_tiny(out, model: str, size: int):
+    cfg = {"epochs": 1, "batch_size": 2, "lr": 1e-2, "device": "cpu", "num_workers": 0}
+    train_model(model, LearnableTriplets(4, size=size), LearnableTriplets(2, seed=1, size=size), out,
+                model_cfg=TINY, train_cfg=cfg)
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Tiny best.pt files: HCR&LC-Net (uncertain) on 256 px and on 32 px patches, LC-Net and HCR-Net on 32 px."""
+    root = tmp_path_factory.mktemp("models")
+    torch.set_num_threads(1)
+    specs = {"hcr_lc_uncertain_256": ("hcr_lc_uncertain", 256), "hcr_lc_uncertain_32": ("hcr_lc_uncertain", 32),
+             "lc_net": ("lc_net", 32), "hcr_net": ("hcr_net", 32)}
+    return {key: train_tiny(root / key, name, size) for key, (name, size) in specs.items()}
+
+
+def write_s2(path, width: int, height: int, *, crs=UTM, bands: int = 13, seed: int = 0, dtype="uint16",
+             nodata=None):
+    """Random L1C-like DN (bright clouds in the top-left quarter) on a 10 m grid in ``crs``."""
+    rng = np.random.default_rng(seed)
+    dn = rng.integers(200, 3000, size=(bands, height, width)).astype(dtype)
+    dn[:, : height // 2, : width // 2] = rng.integers(5000, 9000, size=(bands, height // 2, width // 2))
+    origin = UTM_ORIGIN if crs.is_projected else (15.0, 47.0)
+    res = 10.0 if crs.is_projected else 1e-4
+    write_geotiff(path, dn, crs, from_origin(*origin, res, res), nodata=nodata)
+    return path
+
+
+def lonlat_grid_over(s2_path, margin: float = 0.002, cell: float = 1e-4):
+    """A lon/lat grid (transform, width, height) covering the S2 footprint with a margin (degrees)."""
+    with rasterio.open(s2_path) as src:
+        west, south, east, north = rasterio.warp.transform_bounds(src.crs, LONLAT, *src.bounds, densify_pts=21)
+    west, south, east, north = west - margin, south - margin, east + margin, north + margin
+    width, height = int(np.ceil((east - west) / cell)), int(np.ceil((north - south) / cell))
+    return from_origin(west, north, cell, cell), width, height
+
+
+def linear_field(transform, width, height):
+    """VV = -12 + 100 (lon - lon0) + 50 (lat - lat0) dB, VH = VV - 6: bilinear resampling reproduces it exactly."""
+    lon = transform.c + (np.arange(width) + 0.5) * transform.a
+    lat = transform.f + (np.arange(height) + 0.5) * transform.e
+    vv = -12.0 + 100.0 * (lon[None, :] - transform.c) + 50.0 * (lat[:, None] - transform.f)
+    return np.stack([vv, vv - 6.0]).astype(np.float32)
+
+
+def write_s1_lonlat(path, s2_path, *, hole: bool = False, margin: float = 0.002):
+    transform, width, height = lonlat_grid_over(s2_path, margin)
+    s1 = linear_field(transform, width, height)
+    if hole:  # a nodata block inside the S2 footprint
+        s1[:, height // 2 - 5: height // 2 + 5, width // 2 - 5: width // 2 + 5] = -9999.0
+    write_geotiff(path, s1, LONLAT, transform, nodata=-9999.0)
+    return path
+
+
+def write_scene(tmp_path, width, height, **kwargs):
+    s2 = write_s2(tmp_path / "s2.tif", width, height, **kwargs)
+    return s2, write_s1_lonlat(tmp_path / "s1.tif", s2)
+
+
+def grid_of(path):
+    with rasterio.open(path) as src:
+        return src.crs, src.transform, src.width, src.height
+
+
+# --- windows and weights --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [256, 257, 300, 448, 449, 640, 1000, 5000])
+@pytest.mark.parametrize("overlap", [0, 64, 200])
+def test_windows_cover_the_axis_with_at_least_the_overlap_and_no_more_windows_than_needed(length, overlap):
+    starts = window_starts(length, 256, overlap)
+    assert starts[0] == 0 and starts[-1] == length - 256
+    gaps = np.diff(starts)
+    assert (gaps <= 256 - overlap).all() and (gaps > 0).all()  # neighbours share >= overlap px, no gap
+    if len(starts) > 2:  # with one window fewer, spread evenly, neighbours would share less than the overlap
+        assert (length - 256) / (len(starts) - 2) > 256 - overlap
+    if (length - 256) % (256 - overlap) == 0:  # an exact fit keeps the nominal stride
+        assert (gaps == 256 - overlap).all()
+
+
+def test_blend_weights_fade_to_the_edges_and_stay_positive():
+    w = blend_weights(256)
+    assert w.shape == (256, 256) and (w > 0).all()
+    np.testing.assert_allclose(w, w.T)
+    np.testing.assert_allclose(w, w[::-1, ::-1])
+    assert w[128, 128] > 0.99 and w[0, 0] < 0.01 and w[0, 128] < 0.01
+
+
+# --- tiled prediction -----------------------------------------------------------------------------------------
+
+
+def test_tiled_prediction_of_one_window_equals_one_forward_pass(checkpoints, tmp_path):
+    ckpt = checkpoints["hcr_lc_uncertain_256"]
+    s2 = write_s2(tmp_path / "s2.tif", 256, 256)
+    # S1 on the S2 grid itself: the reference reads it directly, without any resampling
+    with rasterio.open(s2) as src:
+        s1_db = (-15.0 + np.random.default_rng(1).normal(0, 3, (2, 256, 256))).astype(np.float32)
+        write_geotiff(tmp_path / "s1.tif", s1_db, src.crs, src.transform)
+        dn = src.read()
+    predict_scene(ckpt, s2, tmp_path / "s1.tif", tmp_path / "out", PredictSettings(overlap=64), progress=False)
+
+    x = np.concatenate([prepare_s2(dn), prepare_s1(s1_db)])[None]
+    with torch.inference_mode():
+        out = load_model(ckpt)(torch.from_numpy(x))
+    with rasterio.open(tmp_path / "out" / CLOUD_FREE) as cf:
+        np.testing.assert_array_equal(cf.read(), to_dn(out[RECON][0].numpy().astype(np.float64)))
+    with rasterio.open(tmp_path / "out" / LANDCOVER) as lc:
+        assert (lc.count, lc.width, lc.height) == (10, 1, 1)
+        np.testing.assert_array_equal(lc.read()[:, 0, 0], torch.sigmoid(out[LOGITS][0]).numpy())
+        # the one cell is centred on the window's centre
+        with rasterio.open(s2) as src:
+            assert lc.xy(0, 0) == src.xy(128, 128, offset="ul")
+
+
+def test_outputs_lie_on_the_input_grid_for_a_size_that_is_no_multiple_of_the_stride(checkpoints, tmp_path):
+    s2, s1 = write_scene(tmp_path, 101, 75)
+    settings = PredictSettings(overlap=8, batch_size=3)
+    summary = predict_scene(checkpoints["hcr_lc_uncertain_32"], s2, s1, tmp_path / "out", settings, name="odd",
+                            progress=False)
+    crs, transform, width, height = grid_of(s2)
+    out = tmp_path / "out"
+    for name, bands, dtype in [(CLOUD_FREE, 13, "uint16"), (CLOUD_MASK, 1, "uint8")]:
+        with rasterio.open(out / name) as src:
+            assert (src.crs, src.transform, src.width, src.height) == (crs, transform, width, height), name
+            assert (src.count, src.dtypes[0]) == (bands, dtype)
+            assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", name
+            data = src.read()
+    ys, xs = window_starts(75, 32, 8), window_starts(101, 32, 8)
+    with rasterio.open(out / LANDCOVER) as lc:
+        probs = lc.read()
+        assert (lc.count, lc.height, lc.width, lc.crs) == (10, len(ys), len(xs), crs)
+        left, bottom, right, top = lc.bounds
+        s2_left, s2_bottom, s2_right, s2_top = array_bounds(height, width, transform)
+        assert s2_left <= left < right <= s2_right and s2_bottom <= bottom < top <= s2_top
+    assert np.isfinite(probs).all() and ((probs >= 0) & (probs <= 1)).all()
+    with rasterio.open(out / CLOUD_FREE) as cf:
+        free = cf.read().astype(np.float64)
+    # no seam: the jump across a window's edge is no larger than across any other column or row
+    for axis, starts in [(2, xs), (1, ys)]:
+        jumps = np.abs(np.diff(free, axis=axis)).mean(axis=tuple({0, 1, 2} - {axis}))
+        edges = sorted({int(x) - 1 for x in starts[1:]} | {int(x) + 31 for x in starts[:-1]})
+        assert (jumps[edges] < 1.5 * np.median(jumps)).all(), (axis, jumps[edges] / np.median(jumps))
+    assert summary["windows"]["count"] == len(ys) * len(xs) == summary["windows"]["rows"] * summary["windows"]["cols"]
+    assert set(summary["class_probabilities"]) == set(CLASSES)
+    assert summary["scene"] == "odd" and summary["checkpoint_sha256"] == file_sha256(checkpoints["hcr_lc_uncertain_32"])
+    assert (out / QUICKLOOK).stat().st_size > 0
+    assert json.loads((out / SUMMARY).read_text())["cloud_cover"] == pytest.approx(data.mean())
+
+
+def test_models_without_a_head_leave_out_its_product(checkpoints, tmp_path):
+    s2, s1 = write_scene(tmp_path, 40, 40)
+    lc = predict_scene(checkpoints["lc_net"], s2, s1, tmp_path / "lc", SMALL, progress=False)
+    hcr = predict_scene(checkpoints["hcr_net"], s2, s1, tmp_path / "hcr", SMALL, progress=False)
+    assert not (tmp_path / "lc" / CLOUD_FREE).exists() and (tmp_path / "lc" / LANDCOVER).exists()
+    assert (tmp_path / "hcr" / CLOUD_FREE).exists() and not (tmp_path / "hcr" / LANDCOVER).exists()
+    assert hcr["class_probabilities"] is None and CLOUD_FREE not in lc["outputs"]
+    assert (tmp_path / "lc" / QUICKLOOK).is_file() and (tmp_path / "hcr" / QUICKLOOK).is_file()
+
+
+def test_s2_nodata_stays_nodata_and_out_of_the_statistics(checkpoints, tmp_path):
+    s2 = write_s2(tmp_path / "s2.tif", 64, 64, nodata=0)
+    with rasterio.open(s2, "r+") as dst:  # a nodata block in the clear part
+        dst.write(np.zeros((13, 16, 16), dtype=np.uint16), window=Window(40, 40, 16, 16))
+    s1 = write_s1_lonlat(tmp_path / "s1.tif", s2)
+    summary = predict_scene(checkpoints["hcr_lc_uncertain_32"], s2, s1, tmp_path / "out", SMALL, progress=False)
+    with rasterio.open(tmp_path / "out" / CLOUD_MASK) as m, rasterio.open(tmp_path / "out" / CLOUD_FREE) as cf:
+        mask, free = m.read(1), cf.read()
+        assert m.nodata == MASK_NODATA and cf.nodata == 0
+    assert (mask[40:56, 40:56] == MASK_NODATA).all() and (free[:, 40:56, 40:56] == 0).all()
+    valid = mask != MASK_NODATA
+    assert valid.sum() == 64 * 64 - 256 == summary["valid_pixels"]
+    assert (free[:, valid] > 0).any(axis=0).all()  # no valid pixel is written as nodata
+    assert summary["cloud_cover"] == pytest.approx(mask[valid].mean())
+
+
+# --- S1 onto the S2 grid ------------------------------------------------------------------------------------------
+
+
+def test_s1_on_lonlat_is_reprojected_bilinearly_and_its_nodata_kept_out(tmp_path):
+    s2 = write_s2(tmp_path / "s2.tif", 120, 90)
+    s1 = write_s1_lonlat(tmp_path / "s1.tif", s2, hole=True)
+    crs, transform, width, height = grid_of(s2)
+    with s1_on_grid(s1, SceneGrid(crs, transform, width, height, None)) as vrt:
+        warped = vrt.read(window=Window(0, 0, width, height))
+    # expected: the linear field at each S2 pixel centre's lon/lat
+    cols, rows = np.meshgrid(np.arange(width) + 0.5, np.arange(height) + 0.5)
+    east, north = transform @ (cols, rows)
+    lon, lat = Transformer.from_crs(crs, LONLAT, always_xy=True).transform(east, north)
+    s1_transform, _, _ = lonlat_grid_over(s2)
+    vv = -12.0 + 100.0 * (lon - s1_transform.c) + 50.0 * (lat - s1_transform.f)
+    hole = np.isnan(warped[0])
+    assert 0 < hole.sum() < 0.05 * hole.size  # the nodata block, slightly grown by the bilinear footprint
+    np.testing.assert_allclose(warped[0][~hole], vv[~hole], atol=0.02)  # 0.02 dB: GDAL's approximate transformer
+    np.testing.assert_allclose(warped[1][~hole], vv[~hole] - 6.0, atol=0.02)
+    assert np.isnan(warped[1][hole]).all()
+
+
+# --- cloud masks on real Sentinel-2 pixels ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_scene(tmp_path_factory):
+    path = fc.s2cloudless_scene_path()
+    if not path.is_file():
+        pytest.skip(f"s2cloudless's real Sentinel-2 test scene is not in {path}: run "
+                    "`python benchmarks/cloud_masks.py --fetch` once")
+    return write_demo_scene(tmp_path_factory.mktemp("demo"), path)
+
+
+@pytest.fixture(scope="module")
+def stock_probabilities(demo_scene):
+    from s2cloudless import S2PixelCloudDetector
+
+    with rasterio.open(demo_scene[0]) as src:
+        dn = src.read()
+    x = np.moveaxis(fc.dn_to_model_input(dn[None]), 1, -1)
+    return S2PixelCloudDetector(all_bands=True).get_cloud_probability_maps(x)
+
+
+@pytest.fixture(scope="module")
+def real_crop(demo_scene, tmp_path_factory):
+    """A 300 × 256 px crop of the real scene (stock s2cloudless takes ~5 s on it) and stock's probabilities."""
+    from s2cloudless import S2PixelCloudDetector
+
+    with rasterio.open(demo_scene[0]) as src:
+        dn = src.read(window=Window(128, 100, 256, 300))
+        crop = write_geotiff(tmp_path_factory.mktemp("crop") / "s2.tif", dn, src.crs,
+                             src.window_transform(Window(128, 100, 256, 300)))
+    x = np.moveaxis(fc.dn_to_model_input(dn[None]), 1, -1)
+    return crop, S2PixelCloudDetector(all_bands=True).get_cloud_probability_maps(x)
+
+
+@pytest.mark.parametrize("preset", ["authors", "sen12mscr"])
+def test_mask_of_real_pixels_in_strips_equals_stock_s2cloudless_on_the_whole_scene(real_crop, preset, tmp_path):
+    from s2cloudless import S2PixelCloudDetector
+
+    s2, probabilities = real_crop
+    params = MASK_PRESETS[preset]
+    stock = S2PixelCloudDetector(all_bands=True, **params).get_mask_from_prob(probabilities)[0]
+    # strips of 64 rows: every strip edge inside the scene must be hidden by the halo
+    counts = write_cloud_mask(s2, tmp_path / "mask.tif", PredictSettings(**params), strip_rows=64, progress=False)
+    with rasterio.open(tmp_path / "mask.tif") as src:
+        mask = src.read(1)
+        assert (src.crs, src.transform, src.width, src.height) == grid_of(s2)
+    np.testing.assert_array_equal(mask, stock)
+    assert 0.1 < counts["cloudy"] / counts["valid"] < 0.9  # the real crop is partly cloudy
+
+
+# --- bad input ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case, match", [
+    ("l2a_12_bands", r"12 bands.*Level-2A.*B10.*Fix: use the L1C"),
+    ("geographic_s2", r"geographic CRS EPSG:4326.*Fix: reproject"),
+    ("smaller_than_a_window", r"20 × 40 px, smaller than one window of 32 × 32 px"),
+    ("float_s2", r"float32 values.*Fix: convert"),
+    ("s1_not_covering", r"does not cover the S2 footprint.*Fix:"),
+    ("s1_linear", r"looks like linear power.*Fix: convert to dB"),
+    ("s1_missing", r"S1 file not found.*Fix: check the path"),
+])
+def test_bad_input_is_refused_naming_the_file_and_the_fix(checkpoints, tmp_path, case, match):
+    s2, s1 = tmp_path / "s2.tif", tmp_path / "s1.tif"
+    kwargs = {"l2a_12_bands": {"bands": 12}, "geographic_s2": {"crs": LONLAT}, "float_s2": {"dtype": "float32"},
+              "smaller_than_a_window": {}}.get(case)
+    if kwargs is not None:
+        write_s2(s2, 20 if case == "smaller_than_a_window" else 64, 40 if case == "smaller_than_a_window" else 64,
+                 **kwargs)
+        bad = s2
+        write_geotiff(s1, np.full((2, 10, 10), -10, np.float32), LONLAT, from_origin(-180, 90, 36, 18))
+    else:
+        write_s2(s2, 64, 64)
+        if case == "s1_not_covering":
+            write_s1_lonlat(s1, s2, margin=-0.0002)  # a little short of the footprint on every side
+        elif case == "s1_linear":
+            transform, width, height = lonlat_grid_over(s2)
+            write_geotiff(s1, np.full((2, height, width), 0.05, np.float32), LONLAT, transform)
+        bad = s1
+    with pytest.raises(DataError, match=match) as err:
+        predict_scene(checkpoints["hcr_lc_uncertain_32"], s2, s1, tmp_path / "out", SMALL, progress=False)
+    assert err.value.path == bad
+    assert not (tmp_path / "out").exists()  # refused before any output
+
+
+# --- the hcrlc command ------------------------------------------------------------------------------------------
+
+
+def test_console_script_is_declared_and_callable():
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, func = scripts["hcrlc"].partition(":")
+    assert (module, func) == ("hcrlc.cli", "main")
+    assert getattr(__import__(module, fromlist=[func]), func) is cli_main
+
+
+def test_cli_help_lists_predict(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["--help"])
+    assert exit_.value.code == 0
+    assert "predict" in capsys.readouterr().out
+
+
+def test_cli_predicts_a_scene_and_refuses_bad_input_with_status_2(checkpoints, tmp_path):
+    s2, s1 = write_scene(tmp_path, 48, 40)
+    cmd = [sys.executable, "-m", "hcrlc.cli", "predict", "--checkpoint", str(checkpoints["hcr_lc_uncertain_32"]),
+           "--s2", str(s2), "--s1", str(s1), "--out", str(tmp_path / "out"), "--overlap", "4", "--quiet"]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert {CLOUD_FREE, CLOUD_MASK, LANDCOVER, SUMMARY, QUICKLOOK} <= {p.name for p in (tmp_path / "out").iterdir()}
+    l2a = write_s2(tmp_path / "l2a.tif", 48, 40, bands=12)
+    assert cli_main(["predict", "--checkpoint", str(checkpoints["hcr_lc_uncertain_32"]), "--s2", str(l2a),
+                     "--s1", str(s1), "--out", str(tmp_path / "out2"), "--overlap", "4", "--quiet"]) == 2
+
+
+# --- model cards ----------------------------------------------------------------------------------------------------
+
+
+def test_model_card_describes_the_checkpoint_and_gains_the_test_metrics(checkpoints, tmp_path):
+    ckpt = checkpoints["hcr_lc_uncertain_32"]
+    card_path = ckpt.with_name("model_card.json")
+    card = write_model_card(ckpt, card_path, run="hcr_lc_uncertain", data_source="synthetic",
+                            splits={"train": 4, "val": 2, "test": 3}, training_code="abc")
+    assert card["checkpoint"]["sha256"] == file_sha256(ckpt) and card["model"] == "hcr_lc_uncertain"
+    assert card["model_config"]["widths"] == TINY["widths"] and card["training_config"]["epochs"] == 1
+    assert card["software"]["torch"] == torch.__version__ and card["data"]["source"] == "synthetic"
+    assert set(card["outputs"]) == {"recon", "logits"} and card["test_metrics"] is None
+    assert json.loads(card_path.read_text()) == card
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"f1": 0.5, "psnr": 20.0}))
+    evaluated = with_test_metrics(card_path, metrics, tmp_path / "eval_card.json")
+    assert evaluated["test_metrics"] == {"f1": 0.5, "psnr": 20.0}
+    # predict reads the card beside the checkpoint: the summary says what data the model was trained on
+    s2, s1 = write_scene(tmp_path, 32, 32)
+    summary = predict_scene(ckpt, s2, s1, tmp_path / "out", SMALL, progress=False)
+    assert summary["trained_on"] == "synthetic" and "SYNTHETIC" in summary["note"]
+    card_path.unlink()
+
+
+def test_predict_defaults_match_the_schema():
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    props = schema["properties"]["predict"]["properties"]
+    assert {k: props[k]["default"] for k in PREDICT_DEFAULTS} == PREDICT_DEFAULTS
+    assert props["scenes"]["default"] == {} and props["model"]["default"] == "hcr_lc_uncertain"
+
+
+# --- the workflow -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_snakemake_predict_on_an_unseen_real_scene_meets_the_bar(demo_scene, stock_probabilities, tmp_path):
+    """`snakemake predict` with the demo overlay (real L1C pixels in UTM, S1 in lon/lat) trains the model it needs
+    and writes the outputs; a 12-band S2 is refused naming the file."""
+    from s2cloudless import S2PixelCloudDetector
+
+    work = tmp_path / "work"
+    snakemake(work, "predict", "--configfile", str(SMOKE), str(REPO / "configs" / "predict_demo.yaml"))
+    out = work / "results" / "predict" / "demo"
+    s2 = work / "results" / "predict_demo" / "s2_l1c.tif"
+    grid = grid_of(s2)
+    assert grid[0].to_epsg() == 32738
+    with rasterio.open(out / CLOUD_FREE) as cf:
+        assert (cf.crs, cf.transform, cf.width, cf.height) == grid and cf.count == 13
+        assert np.isfinite(cf.read().astype(np.float64)).all()
+        assert cf.overviews(1)
+    params = {k: v for k, v in yaml.safe_load(SMOKE.read_text()).get("masks", MASK_PRESETS["authors"]).items()
+              if k != "engine"}
+    stock = S2PixelCloudDetector(all_bands=True, **params).get_mask_from_prob(stock_probabilities)[0]
+    with rasterio.open(out / CLOUD_MASK) as m:
+        assert (m.crs, m.transform, m.width, m.height) == grid
+        assert (m.read(1) == stock).mean() >= 0.999
+    with rasterio.open(out / LANDCOVER) as lc:
+        probs = lc.read()
+        assert lc.count == 10 and ((probs >= 0) & (probs <= 1)).all()
+        s2_bounds = array_bounds(grid[3], grid[2], grid[1])
+        assert s2_bounds[0] <= lc.bounds.left and lc.bounds.right <= s2_bounds[2]
+        assert s2_bounds[1] <= lc.bounds.bottom and lc.bounds.top <= s2_bounds[3]
+    summary = json.loads((out / SUMMARY).read_text())
+    assert summary["trained_on"] == "synthetic" and summary["model"] == "hcr_lc_uncertain"
+    assert (work / "results" / "models" / "hcr_lc_uncertain" / "model_card.json").is_file()
+
+    l2a = tmp_path / "l2a.tif"
+    with rasterio.open(s2) as src:
+        write_geotiff(l2a, src.read()[[*range(10), 11, 12]], src.crs, src.transform)
+    overlay = tmp_path / "l2a.yaml"
+    overlay.write_text(yaml.safe_dump({"predict": {"scenes": {"l2a": {"s2": str(l2a), "s1": str(s2.with_name(
+        "s1_db.tif"))}}}}))
+    proc = snakemake(work, "predict", "--configfile", str(SMOKE), str(overlay), check=False)
+    assert proc.returncode != 0
+    log = (work / "results" / "logs" / "predict" / "l2a.log").read_text()
+    assert f"{l2a}: has 12 bands" in log and "Level-2A" in log
