@@ -174,7 +174,7 @@ def test_nodata_pixels_are_neither_cloud_nor_clear_and_mostly_nodata_patches_are
     assert np.isnan(fast.cloud_fraction[2])  # no valid pixel: no coverage
 
     index, excluded = build_index(rows, listing_excluded.iloc[:0], [scan], [fast], val_fraction=0.0, seed=0,
-                                  label_threshold=0.1)
+                                  val_mode="patches", label_threshold=0.1)
     reasons = excluded.set_index("patch")["reason"]
     patches = rows.sort_values("patch")["patch"].to_numpy()
     assert set(reasons.index) == {patches[1], patches[2]}
