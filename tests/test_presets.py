@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 from conftest import REPO
-from snakemake.utils import validate
+from snakemake.utils import update_config, validate
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -14,10 +14,14 @@ def resolved(*files: str) -> dict:
     validated against the schema with its defaults filled in."""
     config: dict = {}
     for name in files:
-        for key, value in yaml.safe_load((REPO / name).read_text()).items():
-            config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+        update_config(config, yaml.safe_load((REPO / name).read_text()))
     validate(config, str(SCHEMA), set_default=True)
     return config
+
+
+def effective_training(config: dict, model: str) -> dict:
+    """The training settings of ``model``, as the workflow's rules merge them (common.smk, ssl.smk)."""
+    return {**config["training"], **config["models"].get(model, {})}
 
 
 def test_paper_preset_is_the_authors_protocol():
@@ -28,7 +32,18 @@ def test_paper_preset_is_the_authors_protocol():
     # epochs of all layers after 5 frozen ones
     assert config["training"]["epochs"] == 10 and config["ssl"]["scratch_epochs"] is None
     assert (config["ssl"]["frozen_epochs"], config["ssl"]["finetune_epochs"]) == (5, 10)
-    assert config["models"] == {}  # no per-model override changes that
+    # the demo's per-model overrides are reset: every network trains as `training` says
+    for model in ("lc_net", "hcr_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net", "pretext", "ssl"):
+        assert effective_training(config, model) == config["training"], model
+    # and the demo's CPU-sized resources do not leak into a cluster run: training asks for a GPU
+    assert config["resources"]["train"]["gpus"] == 1 and config["resources"]["evaluate"]["gpus"] == 1
+
+
+def test_smoke_preset_trains_every_model_one_epoch_over_the_demo():
+    config = resolved("config.yaml", "configs/smoke.yaml")
+    for model in ("lc_net", "hcr_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net"):
+        assert effective_training(config, model)["epochs"] == 1, model
+    assert config["ssl"]["scratch_epochs"] == 1 and config["ssl"]["pretext_epochs"] == 1
 
 
 def test_schema_defaults_are_the_authors_protocol_and_the_demo_keeps_patch_validation():
