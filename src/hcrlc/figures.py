@@ -406,7 +406,10 @@ def selection_metric(frame: pd.DataFrame) -> str:
 
 
 def best_epoch(frame: pd.DataFrame, metric: str) -> int:
-    """The epoch training kept: the first one with the highest ``metric`` (later ties do not replace it)."""
+    """The epoch training kept: the first one with the highest ``metric`` (later ties do not replace it), within
+    the last stage for a self-supervised run (its model is the last stage's best, :mod:`hcrlc.selfsup`)."""
+    if "stage" in frame.columns:
+        frame = frame[frame["stage"] == frame["stage"].iloc[-1]]
     values = frame[metric].to_numpy(dtype=np.float64)
     return int(frame["epoch"].iloc[int(np.nanargmax(values))])
 
