@@ -271,7 +271,7 @@ def test_curves_from_metrics_csv_of_models_pretext_and_ssl_stages(tmp_path) -> N
     texts = [t.get_text() for t in ssl_loss.texts]
     assert "stage: frozen" in texts and "stage: finetune" in texts
     stars = [line for line in ssl_metric.get_lines() if line.get_marker() == "*"]
-    assert [(float(s.get_xdata()[0]), float(s.get_ydata()[0])) for s in stars] == [(2.0, 0.4)]
+    assert [(float(s.get_xdata()[0]), float(s.get_ydata()[0])) for s in stars] == [(3.0, 0.35)]
 
     with pytest.raises(DataError, match="metrics.csv missing"):
         curves({"lc_net": tmp_path / "nope.csv"}, tmp_path / "x.png", None, source="real")
