@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
 from hcrlc.atomic import write_json, write_npz
-from hcrlc.data.dataset import TripletDataset, load_index, prepare_batch
+from hcrlc.data.dataset import TripletDataset, load_index
 from hcrlc.devices import resolve_device
 from hcrlc.errors import DataError
-from hcrlc.metrics import RECONSTRUCTION_KEYS, reconstruction_metrics, summarise_test_metrics
+from hcrlc.metrics import reconstruction_metrics, summarise_test_metrics
 from hcrlc.paper import CLASSES, S2_BANDS, TARGET_COLUMNS
+from hcrlc.test_pass import run_test_pass
 
 log = logging.getLogger(__name__)
 
@@ -142,25 +142,13 @@ def cloudy_input_arrays(
     the cloudy S2 (``x[:13]``) against the clear S2 (``s2``), sorted by ``idx``.
 
     ``dataset`` gives :class:`~hcrlc.data.dataset.TripletDataset` items, prepared or raw (raw batches are
-    prepared on ``device``, as the evaluation of a model does).
+    prepared on ``device``, as the evaluation of a model does: both run :func:`~hcrlc.test_pass.run_test_pass`).
     """
-    device = torch.device(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, pin_memory=device.type == "cuda")
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("idx", "targets", "cloud_fraction",
-                                                          *RECONSTRUCTION_KEYS)}
-    with torch.inference_mode():
-        for batch in tqdm(loader, desc="baseline cloudy input", disable=not progress, unit="batch"):
-            on_device = prepare_batch({k: batch[k].to(device, non_blocking=True)
-                                       for k in batch if k not in ("idx", "y", "cloud_fraction")})
-            for key, values in reconstruction_metrics(on_device["x"][:, :S2_BANDS], on_device["s2"]).items():
-                parts[key].append(values)
-            parts["idx"].append(batch["idx"].numpy().astype(np.int64))
-            parts["targets"].append((batch["y"].numpy() > 0.5).astype(np.uint8))
-            parts["cloud_fraction"].append(batch["cloud_fraction"].numpy().astype(np.float32))
-    if not parts["idx"]:
-        raise ValueError("the cloudy-input baseline needs at least one test sample; got none")
-    order = np.argsort(np.concatenate(parts["idx"]), kind="stable")
-    return {k: np.concatenate(v)[order] for k, v in parts.items()}
+    def score(on_device: dict[str, torch.Tensor], idx: np.ndarray) -> dict[str, np.ndarray]:
+        return reconstruction_metrics(on_device["x"][:, :S2_BANDS], on_device["s2"])
+
+    return run_test_pass(dataset, score, batch_size=batch_size, device=torch.device(device),
+                         desc="baseline cloudy input", progress=progress)
 
 
 def cloudy_input_baseline(

@@ -23,11 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
 from hcrlc.atomic import write_json, write_npz
-from hcrlc.data.dataset import prepare_batch
 from hcrlc.errors import ConfigError, DataError
 from hcrlc.metrics import (  # noqa: F401  (METRIC_KEYS, DEFINITIONS: re-exported, the contract's keys)
     DEFINITIONS,
@@ -37,6 +35,7 @@ from hcrlc.metrics import (  # noqa: F401  (METRIC_KEYS, DEFINITIONS: re-exporte
     summarise_test_metrics,
 )
 from hcrlc.models import LOGITS, RECON
+from hcrlc.test_pass import run_test_pass
 
 log = logging.getLogger(__name__)
 
@@ -110,39 +109,26 @@ def evaluate(
     device = torch.device(device)
     was_training = model.training
     model.to(device).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
-
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("idx", "targets", "cloud_fraction", "probs",
-                                                          *RECONSTRUCTION_KEYS)}
     examples: dict[int, np.ndarray] = {}
+
+    def predict(on_device: dict[str, torch.Tensor], idx: np.ndarray) -> dict[str, np.ndarray]:
+        out = model(on_device["x"])
+        per_sample: dict[str, np.ndarray] = {}
+        if LOGITS in heads:
+            per_sample["probs"] = torch.sigmoid(out[LOGITS].float()).cpu().numpy()
+        if RECON in heads:
+            recon = out[RECON]
+            per_sample |= reconstruction_metrics(recon, on_device["s2"])
+            if wanted is not None:
+                for j in np.flatnonzero(np.isin(idx, wanted)):
+                    examples[int(idx[j])] = recon[j].float().cpu().numpy().astype(np.float16)
+        return per_sample
+
     try:
-        with torch.inference_mode():
-            for batch in tqdm(loader, desc=f"evaluate {model_name}", disable=not progress, unit="batch"):
-                # raw items (stored DN, packed masks) are prepared on the device; prepared ones pass through
-                on_device = prepare_batch({k: batch[k].to(device, non_blocking=True)
-                                           for k in batch if k not in ("idx", "y", "cloud_fraction")})
-                out = model(on_device["x"])
-                idx = batch["idx"].numpy().astype(np.int64)
-                parts["idx"].append(idx)
-                parts["targets"].append(batch["y"].numpy() > 0.5)
-                parts["cloud_fraction"].append(batch["cloud_fraction"].numpy().astype(np.float32))
-                if LOGITS in heads:
-                    parts["probs"].append(torch.sigmoid(out[LOGITS].float()).cpu().numpy())
-                if RECON in heads:
-                    recon = out[RECON]
-                    for key, values in reconstruction_metrics(recon, on_device["s2"]).items():
-                        parts[key].append(values)
-                    if wanted is not None:
-                        for j in np.flatnonzero(np.isin(idx, wanted)):
-                            examples[int(idx[j])] = recon[j].float().cpu().numpy().astype(np.float16)
+        arrays = run_test_pass(dataset, predict, batch_size=batch_size, device=device, num_workers=num_workers,
+                               desc=f"evaluate {model_name}", progress=progress)
     finally:
         model.train(was_training)
-
-    idx = np.concatenate(parts["idx"])
-    order = np.argsort(idx, kind="stable")
-    arrays = {k: np.concatenate(v)[order] for k, v in parts.items() if v}
-    arrays["targets"] = arrays["targets"].astype(np.uint8)
     metrics = summarise_test_metrics(arrays, n_test)
 
     out_dir = Path(out_dir)
