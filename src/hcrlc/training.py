@@ -94,7 +94,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
-from hcrlc.atomic import atomic_output
+from hcrlc.atomic import atomic_output, remove_stale_temp_files
 from hcrlc.data.dataset import prepare_batch
 from hcrlc.devices import resolve_device
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
@@ -872,8 +872,7 @@ def _train(
         start_epoch, rows, best = state["epoch"] + 1, list(state["metrics"]), dict(state["best"])
         log.info("%s: resuming after epoch %d from %s", name, state["epoch"], state_path)
     if ctx.is_main:
-        for stale in resume_dir.glob(".state.*"):  # temp file of a write that was killed
-            stale.unlink()
+        remove_stale_temp_files(state_path)  # left by a save of the resume state that was killed
 
     # --- execution wrappers and data loaders
     runner: nn.Module = objective
@@ -899,9 +898,9 @@ def _train(
     val_loader = DataLoader(val_ds, batch_size=cfg["batch_size"], shuffle=False, **loader_options)
     writer = _tensorboard_writer(tensorboard_dir, start_epoch, epoch_offset) if ctx.is_main else None
     log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, training in %s, "
-             "%s selects%s (validated in fp32)", name, sampler.n_epoch, len(val_ds), patch_size, device, ctx.world_size,
-             start_epoch, cfg["epochs"], cfg["precision"] if device.type == "cuda" else "fp32", metric,
-             f" (chance {PRETEXT_CHANCE_ACC:.2f})" if name == PRETEXT else "")
+             "%s selects%s (validated in fp32)", name, sampler.n_epoch, len(val_ds), patch_size, device,
+             ctx.world_size, start_epoch, cfg["epochs"], cfg["precision"] if device.type == "cuda" else "fp32",
+             metric, f" (chance {PRETEXT_CHANCE_ACC:.2f})" if name == PRETEXT else "")
 
     for epoch in range(start_epoch, cfg["epochs"] + 1):
         # --- train one epoch
