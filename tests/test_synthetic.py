@@ -239,8 +239,9 @@ def test_clouds_sit_where_the_truth_says_and_coverage_varies(trees) -> None:
             change = cloudy[B02] - clear[B02]
             if mask.mean() > 0.05:
                 # Under the mask a bright cloud (~0.3–0.5) covers at least 30 % of the view; only snow (~0.6)
-                # can come out darker, so the change is large in magnitude and the cloudy image bright.
-                assert np.abs(change[mask]).mean() > 0.08 and np.median(cloudy[B02][mask]) > 0.2
+                # can come out darker, so the change is large in magnitude and the cloudy image bright (land is
+                # 0.03–0.14 in B02 but for snow and barren; a thin haze over dark land reaches ≈ 0.19).
+                assert np.abs(change[mask]).mean() > 0.08 and np.median(cloudy[B02][mask]) > 0.15
                 assert (cloudy[B10] - clear[B10])[mask].mean() > 0.01, "high clouds show in the cirrus band"
             if mask.mean() < 0.95:
                 # outside the clouds only what separates two dates: gain, aerosol path radiance (up to ≈ 0.04 in
