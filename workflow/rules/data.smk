@@ -8,6 +8,7 @@ rule synthetic_tree:
         "results/logs/synthetic_tree.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -27,6 +28,7 @@ rule listing:
         "results/logs/listing.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -75,6 +77,7 @@ rule index:
         "results/logs/index.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -101,6 +104,7 @@ rule data_summary:
         "results/logs/data_summary.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
