@@ -14,11 +14,11 @@ import rasterio
 from hcrlc.data.clouds import compute_scene_masks
 from hcrlc.data.dataset import TripletDataset, prepare_s1, prepare_s2
 from hcrlc.data.index import build_index, build_listing
-from hcrlc.data.summary import summarize
 from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.data.layout import scene_key, sen12ms_path, sen12mscr_path
 from hcrlc.data.shards import scan_scene
 from hcrlc.data.splits import is_holdout
+from hcrlc.data.summary import summarize
 from hcrlc.data.synthetic import generate_trees
 from hcrlc.errors import DataError
 from hcrlc.paper import TARGET_COLUMNS
