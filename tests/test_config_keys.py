@@ -191,7 +191,10 @@ def changed_rules(key: str, tmp: Path, workdir: Path) -> set[str]:
         (tmp / VALUES[key]).write_bytes(b"")
         change = nested(key, str(tmp / VALUES[key]))
     else:
-        change = nested(key, other_value(key, get(config, key), leaf_spec(key)))
+        value = get(config, key)
+        if value is None and key.startswith("models."):  # not overridden: the model inherits `training`'s value
+            value = get(config, "training." + key.rsplit(".", 1)[1])
+        change = nested(key, other_value(key, value, leaf_spec(key)))
     after, _ = jobs_of(merge(base, change), targets, workdir)
     return {job[0] for job in set(before) | set(after) if before.get(job) != after.get(job)}
 
