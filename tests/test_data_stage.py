@@ -13,11 +13,12 @@ import rasterio
 
 from hcrlc.data.clouds import compute_scene_masks
 from hcrlc.data.dataset import TripletDataset, prepare_s1, prepare_s2
-from hcrlc.data.index import build_index, build_listing, summarize
+from hcrlc.data.index import build_index, build_listing
 from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.data.layout import scene_key, sen12ms_path, sen12mscr_path
 from hcrlc.data.shards import scan_scene
 from hcrlc.data.splits import is_holdout
+from hcrlc.data.summary import summarize
 from hcrlc.data.synthetic import generate_trees
 from hcrlc.errors import DataError
 from hcrlc.paper import TARGET_COLUMNS
@@ -395,7 +396,7 @@ def test_trap_tree_scene_validation_shares_no_scene_and_no_pixel(trap_tree, tmp_
 
 
 def test_summary_compares_counts_with_the_paper_on_real_data_only(tiny_tree, tmp_path):
-    from hcrlc.data.index import counts_line
+    from hcrlc.data.summary import counts_line
 
     ms, cr, _ = tiny_tree
     index, excluded = run_stage(ms, cr, tmp_path / "work")

@@ -33,7 +33,7 @@ from test_training import (
 from torch.utils.data import Dataset
 
 from hcrlc.errors import CheckpointError, ConfigError
-from hcrlc.jobs import evaluate_job
+from hcrlc.evaluation import evaluate_job
 from hcrlc.models import build_model
 from hcrlc.pretext import nested_label_subsets
 from hcrlc.selfsup import (

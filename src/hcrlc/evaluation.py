@@ -25,7 +25,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from hcrlc.atomic import write_json, write_npz
+from hcrlc.atomic import atomic_output, write_json, write_npz
+from hcrlc.data.dataset import TripletDataset, load_index
+from hcrlc.devices import resolve_device
 from hcrlc.errors import ConfigError, DataError
 from hcrlc.metrics import (  # noqa: F401  (METRIC_KEYS, DEFINITIONS: re-exported, the contract's keys)
     DEFINITIONS,
@@ -36,6 +38,7 @@ from hcrlc.metrics import (  # noqa: F401  (METRIC_KEYS, DEFINITIONS: re-exporte
 )
 from hcrlc.models import LOGITS, RECON
 from hcrlc.test_pass import run_test_pass
+from hcrlc.training import load_model
 
 log = logging.getLogger(__name__)
 
@@ -139,4 +142,27 @@ def evaluate(
         write_npz(out_dir / "examples.npz", rows=wanted, recon=recon, model=np.array(model_name))
     log.info("%s on %d test samples: %s", model_name, n_test,
              ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float)))
+    return metrics
+
+
+def evaluate_job(checkpoint: str | Path, index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path,
+                 out_dir: str | Path, *, run: str, batch_size: int, n_examples: int, device: str = "auto",
+                 examples_seed: int = 0, num_workers: int = 0) -> dict:
+    """Evaluate a trained checkpoint on the test split; keep Fig. 3 reconstructions when the model makes them.
+
+    ``num_workers`` DataLoader worker processes read the test split (the rule passes `training.num_workers`).
+    Always writes ``examples.npz`` (so the rule's outputs are fixed): the chosen rows, plus reconstructions for
+    models with a reconstruction head.
+    """
+    device = resolve_device(device)
+    test_ds = TripletDataset(load_index(index_path, "test"), shards_dir, masks_dir, raw=device.type == "cuda")
+    model = load_model(checkpoint, device=device)
+    rows = choose_fig3_examples(test_ds.frame["cloud_fraction"].to_numpy(), min(n_examples, len(test_ds)),
+                                examples_seed)
+    reconstructs = RECON in getattr(model, "heads", ())
+    metrics = evaluate(model, test_ds, out_dir, batch_size=batch_size, model_name=run, device=device,
+                       example_rows=rows if reconstructs else None, num_workers=num_workers)
+    if not reconstructs:
+        with atomic_output(Path(out_dir) / "examples.npz") as tmp:
+            np.savez(tmp, rows=rows, model_name=np.array(run))
     return metrics

@@ -2,7 +2,8 @@
 
 The Snakemake scripts unpack ``snakemake.*`` and call these; the torchrun entry point
 (``workflow/scripts/train_ddp.py``) calls :func:`train_job` with the same spec, so single- and multi-GPU jobs
-run one code path.
+run one code path. The evaluation job is :func:`hcrlc.evaluation.evaluate_job`: the trainings do not import the
+evaluation code, so an edit to it reruns the evaluations only (:mod:`hcrlc.provenance`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hcrlc.atomic import atomic_output
 from hcrlc.data.dataset import TripletDataset, load_index
-from hcrlc.evaluation import choose_fig3_examples, evaluate
-from hcrlc.models import RECON
-from hcrlc.training import launch_command, load_model, resolve_device, train_model
+from hcrlc.training import launch_command, resolve_device, train_model
 
 log = logging.getLogger(__name__)
 
@@ -60,28 +57,6 @@ def launch_train_job(spec: dict[str, Any], ddp_entry: str | Path, log_path: str 
     log.info("launching DDP on %d GPUs: %s", gpus, " ".join(cmd))
     with open(log_path or "/dev/null", "a") as out:
         subprocess.run(cmd, check=True, stdout=out, stderr=out)
-
-
-def evaluate_job(checkpoint: str | Path, index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path,
-                 out_dir: str | Path, *, run: str, batch_size: int, n_examples: int, device: str = "auto",
-                 examples_seed: int = 0) -> dict:
-    """Evaluate a trained checkpoint on the test split; keep Fig. 3 reconstructions when the model makes them.
-
-    Always writes ``examples.npz`` (so the rule's outputs are fixed): the chosen rows, plus reconstructions for
-    models with a reconstruction head.
-    """
-    device = resolve_device(device)
-    test_ds = split_dataset(index_path, shards_dir, masks_dir, "test", raw=device.type == "cuda")
-    model = load_model(checkpoint, device=device)
-    rows = choose_fig3_examples(test_ds.frame["cloud_fraction"].to_numpy(), min(n_examples, len(test_ds)),
-                                examples_seed)
-    reconstructs = RECON in getattr(model, "heads", ())
-    metrics = evaluate(model, test_ds, out_dir, batch_size=batch_size, model_name=run, device=device,
-                       example_rows=rows if reconstructs else None)
-    if not reconstructs:
-        with atomic_output(Path(out_dir) / "examples.npz") as tmp:
-            np.savez(tmp, rows=rows, model_name=np.array(run))
-    return metrics
 
 
 def run_ddp_entry(argv: list[str]) -> None:

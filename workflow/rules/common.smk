@@ -95,6 +95,22 @@ def training_config(run):
     return {**config["training"], **config["models"].get(model, {}), "seed": seed}
 
 
+def pretext_training_config():
+    """`training` with the `models.pretext` overrides, less what the pretext rule sets itself (epochs:
+    ssl.pretext_epochs, seed: ssl.seed) or cannot use (gpus: one device), so that they do not rerun it."""
+    cfg = {**config["training"], **config["models"].get("pretext", {})}
+    return {k: v for k, v in cfg.items() if k not in ("epochs", "seed", "gpus")}
+
+
+def ssl_training_config(wildcards):
+    """`training` with the `models.ssl` overrides for one SSL run, less its seed (ssl.seed) and gpus (one
+    device); `epochs` only for ssl_off with ssl.scratch_epochs null (ssl_on's stages have their own)."""
+    cfg = {**config["training"], **config["models"].get("ssl", {})}
+    scratch = wildcards.mode == "off" and config["ssl"]["scratch_epochs"] is None
+    drop = ("seed", "gpus") if scratch else ("seed", "gpus", "epochs")
+    return {k: v for k, v in cfg.items() if k not in drop}
+
+
 def hcr_checkpoint(wildcards):
     """hcr_c_net freezes the hcr_net of the same seed: a DAG edge from that checkpoint."""
     model, seed = run_parts(wildcards.run)

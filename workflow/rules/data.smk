@@ -8,6 +8,7 @@ rule synthetic_tree:
         "results/logs/synthetic_tree.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -27,6 +28,7 @@ rule listing:
         "results/logs/listing.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -71,11 +73,11 @@ rule index:
     output:
         index="results/data/index.parquet",
         excluded="results/data/excluded.csv",
-        summary="results/data/summary.json",
     log:
         "results/logs/index.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -84,11 +86,32 @@ rule index:
         label_threshold=config["labels"]["threshold"],
         labels=config["data"]["labels"],
         max_nodata_fraction=config["masks"]["max_nodata_fraction"],
-        source=DATA_SOURCE,
         sen12ms=SEN12MS,
         sen12mscr=SEN12MSCR,
     script:
         "../scripts/index.py"
+
+
+# A rule of its own: summarize() lives in hcrlc.data.summary, which no job upstream of the trainings imports, so
+# editing it reruns this job only (hcrlc.provenance), not the index that every training reads.
+rule data_summary:
+    input:
+        index="results/data/index.parquet",
+        excluded="results/data/excluded.csv",
+    output:
+        summary="results/data/summary.json",
+    log:
+        "results/logs/data_summary.log",
+    conda:
+        CONDA_ENV
+    threads: threads_of("light")
+    resources:
+        **resources_of("light"),
+    params:
+        code=code_of("data_summary.py"),
+        source=DATA_SOURCE,
+    script:
+        "../scripts/data_summary.py"
 
 
 rule data:

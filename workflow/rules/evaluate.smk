@@ -22,6 +22,7 @@ rule evaluate_model:
         batch_size=config["evaluate"]["batch_size"],
         n_examples=config["evaluate"]["fig3_examples"],
         device=config["training"]["device"],
+        num_workers=config["training"]["num_workers"],
     script:
         "../scripts/evaluate.py"
 

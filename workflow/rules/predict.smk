@@ -20,6 +20,7 @@ rule model_card:
         run="|".join(CARD_RUNS),
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -42,6 +43,7 @@ rule evaluated_model_card:
         run="|".join(EVAL_RUNS),
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:
@@ -64,6 +66,7 @@ rule predict_demo_scene:
         "results/logs/predict_demo_scene.log",
     conda:
         CONDA_ENV
+    threads: threads_of("light")
     resources:
         **resources_of("light"),
     params:

@@ -16,7 +16,7 @@ rule pretext:
     params:
         code=code_of("pretext.py"),
         model_cfg=config["model"],
-        train_cfg={**config["training"], **config["models"].get("pretext", {})},
+        train_cfg=pretext_training_config(),
         epochs=config["ssl"]["pretext_epochs"],
         seed=config["ssl"]["seed"],
     script:
@@ -45,8 +45,9 @@ rule ssl_run:
     params:
         code=code_of("ssl_run.py"),
         model_cfg=config["model"],
-        train_cfg={**config["training"], **config["models"].get("ssl", {})},
-        ssl=config["ssl"],
+        train_cfg=ssl_training_config,
+        # what ssl_run.py reads (not label_fractions or pretext_epochs: they rerun it only through the DAG)
+        ssl={k: config["ssl"][k] for k in ("frozen_epochs", "finetune_epochs", "scratch_epochs", "seed")},
     script:
         "../scripts/ssl_run.py"
 

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from hcrlc.jobs import evaluate_job
+from hcrlc.evaluation import evaluate_job
 from hcrlc.logs import job_log
 
 with job_log(snakemake.log[0]):
@@ -14,4 +14,5 @@ with job_log(snakemake.log[0]):
         batch_size=snakemake.params.batch_size,
         n_examples=snakemake.params.n_examples,
         device=snakemake.params.device,
+        num_workers=snakemake.params.num_workers,
     )

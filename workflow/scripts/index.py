@@ -1,9 +1,7 @@
-import logging
-
 import pandas as pd
 
-from hcrlc.atomic import atomic_output, write_json
-from hcrlc.data.index import build_index, check_splits, counts_line, summarize
+from hcrlc.atomic import atomic_output
+from hcrlc.data.index import build_index, check_splits
 from hcrlc.logs import job_log
 
 with job_log(snakemake.log[0]):
@@ -26,6 +24,3 @@ with job_log(snakemake.log[0]):
         index.to_parquet(tmp, index=False)
     with atomic_output(snakemake.output.excluded) as tmp:
         excluded.to_csv(tmp, index=False)
-    summary = summarize(index, excluded, p.source)
-    write_json(summary, snakemake.output.summary)
-    logging.getLogger("hcrlc.index").info(counts_line(summary))  # the job's last line
