@@ -24,6 +24,7 @@ from hcrlc.figures import (
     fig4,
     read_curve,
     stretch,
+    true_colour_limits,
 )
 from hcrlc.models import build_model
 
@@ -152,6 +153,21 @@ def test_stretch_maps_percentiles_to_unit_range() -> None:
     assert (out[..., 1] == 0.3).all() and (out[..., 2] == 1.0).all()
     shared = stretch(image[:1] * 2, limits=np.array([[0.0, 1.0]]))
     assert np.mean(shared == 1.0) == pytest.approx(0.5, abs=0.001)
+
+
+def test_true_colour_limits_keep_the_balance_of_the_bands() -> None:
+    rng = np.random.default_rng(0)
+    rgb = np.stack([rng.uniform(0.10, 0.20, (50, 50)), rng.uniform(0.05, 0.08, (50, 50)),
+                    rng.uniform(0.02, 0.04, (50, 50))])
+    limits = true_colour_limits(rgb)
+    assert limits.shape == (3, 2) and (limits == limits[0]).all()
+    assert limits[0, 0] == pytest.approx(np.percentile(rgb[2], 2)) and limits[0, 1] == pytest.approx(
+        np.percentile(rgb[0], 98))
+    out = stretch(rgb, limits)
+    # a reddish surface stays reddish: red brightest, blue darkest in every pixel
+    assert (out[..., 0] >= out[..., 1]).all() and (out[..., 1] >= out[..., 2]).all()
+    # a per-band stretch would map all three to the same range and lose that
+    assert abs(stretch(rgb)[..., 0].mean() - stretch(rgb)[..., 2].mean()) < 0.05
 
 
 def test_fig3_from_the_evaluation_of_two_tiny_models(tmp_path) -> None:

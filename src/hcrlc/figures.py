@@ -218,6 +218,14 @@ def percentile_limits(image: np.ndarray) -> np.ndarray:
     return np.percentile(flat, STRETCH_PERCENTILES, axis=1).T
 
 
+def true_colour_limits(rgb: np.ndarray) -> np.ndarray:
+    """One range for all three bands of (3, H, W) reflectance: the 2nd percentile of the darkest band's values to
+    the 98th of the brightest's, as (3, 2). Unlike per-band limits it keeps the bands' balance, so an image shows
+    its true colour and a reconstruction that is off by 0.01 in one band does not turn that band's colour."""
+    bands = percentile_limits(rgb)
+    return np.tile([bands[:, 0].min(), bands[:, 1].max()], (rgb.shape[0], 1))
+
+
 def stretch(image: np.ndarray, limits: np.ndarray | None = None) -> np.ndarray:
     """(C, H, W) -> (H, W, C) in [0, 1], each channel mapped linearly from its ``limits`` (default: its own
     2–98 percentiles) and clipped. Where a channel's limits coincide (a constant image) its values are only
@@ -250,8 +258,8 @@ def fig3(
     ``examples`` maps a model name (columns in this order; the paper shows ``hcr_net`` and
     ``hcr_lc_uncertain``) to its examples.npz; all must hold the same ``rows`` of ``dataset`` (the test split
     the models were evaluated on). S2 is shown as RGB = B4, B3, B2, every S2 panel of a row with the same
-    stretch — the clear target's 2nd–98th percentiles per band — so colours compare and clouds saturate to
-    white. S1 as false colour (see :func:`s1_false_colour`). ``dataset`` is anything indexable by row that
+    true-colour stretch — one range for the three bands from the clear target's percentiles
+    (:func:`true_colour_limits`) — so colours compare and clouds saturate to white. S1 as false colour (see :func:`s1_false_colour`). ``dataset`` is anything indexable by row that
     gives :class:`hcrlc.data.dataset.TripletDataset` items (``x``, ``s2``, ``cloud_fraction`` are used).
     """
     check_source(source)
@@ -273,7 +281,7 @@ def fig3(
     for i, row in enumerate(rows):
         item = dataset[int(row)]
         x, clear = item["x"].numpy(), item["s2"].numpy()
-        target_limits = percentile_limits(clear[rgb])
+        target_limits = true_colour_limits(clear[rgb])
         recons = [data["recon"][i].astype(np.float32)[rgb] for data in loaded.values()]
         panels = [stretch(x[:S2_BANDS][rgb], target_limits), s1_false_colour(x[S2_BANDS:S2_BANDS + 2]),
                   *(stretch(r, target_limits) for r in recons), stretch(clear[rgb], target_limits)]
