@@ -18,13 +18,13 @@ import rasterio
 import tomllib
 import torch
 import yaml
-from conftest import REPO, SMOKE, snakemake
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import array_bounds, from_origin
 from rasterio.windows import Window
 from test_training import TINY, LearnableTriplets
 
+from conftest import REPO, SMOKE, snakemake
 from hcrlc.cli import main as cli_main
 from hcrlc.data import fast_cloud as fc
 from hcrlc.data.dataset import prepare_s1, prepare_s2
