@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from hcrlc.data import fast_cloud as fc
+from hcrlc.data.s2cloudless_scene import load_s2cloudless_scene, s2cloudless_scene_path
 from hcrlc.errors import ConfigError, DataError
 from hcrlc.paper import MASK_PRESETS
 
@@ -31,11 +32,11 @@ def assert_same_as_stock(dn: np.ndarray, **fast_kwargs) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def real_scene() -> np.ndarray:
-    path = fc.s2cloudless_scene_path()
+    path = s2cloudless_scene_path()
     if not path.is_file():
         pytest.skip(f"s2cloudless's real Sentinel-2 test scene is not in {path}: run "
                     "`python benchmarks/cloud_masks.py --fetch` (pip downloads the s2cloudless 1.2.0 sdist)")
-    return fc.load_s2cloudless_scene(path)
+    return load_s2cloudless_scene(path)
 
 
 def smooth_scene(rng: np.random.Generator, size: int) -> np.ndarray:
