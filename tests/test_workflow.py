@@ -66,6 +66,17 @@ def test_unknown_config_key_fails_before_any_job(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_demo_jobs_are_cpu_sized_and_print_no_empty_shell_command(tmp_path):
+    proc = snakemake(tmp_path, "-n", "--configfile", str(REPO / "config.yaml"))
+    out = proc.stdout + proc.stderr
+    resources = [line.strip() for line in out.splitlines() if line.strip().startswith("resources:")]
+    assert len(resources) > 50, out[-3000:]  # every job of the demo was planned
+    assert not [r for r in resources if "gpu" in r], "the demo runs on CPUs: GPU sizes belong to configs/paper.yaml"
+    mem = [int(r.split("mem_mb=")[1].split(",")[0]) for r in resources if "mem_mb=" in r]
+    assert max(mem) <= 8000, resources
+    assert "Shell command" not in out  # every rule runs a script: printshellcmds printed "Shell command: None"
+
+
 def test_missing_data_path_names_path_and_fix(tmp_path):
     overlay = tmp_path / "paths.yaml"
     overlay.write_text(yaml.safe_dump({"data": {"sen12ms": str(tmp_path / "no_ms"),
