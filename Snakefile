@@ -16,10 +16,18 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
+from hcrlc.config_check import check_config
+
 
 configfile: str(Path(workflow.basedir) / "config.yaml")
 
 
+# a short error naming an unknown key, its file and the allowed keys first; validate() then fills in defaults
+check_config(
+    config,
+    Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+    workflow.configfiles,
+)
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from hcrlc.data import fast_cloud as fc
+from hcrlc.data.s2cloudless_scene import fetch_s2cloudless_scene, load_s2cloudless_scene
 from hcrlc.paper import MASK_PRESETS, PATCH_SIZE, PATCH_STRIDE
 
 SEN12MSCR_PATCHES = 122_218  # patch triplets in SEN12MS-CR [CR]
@@ -35,7 +36,7 @@ SEN12MSCR_PATCHES = 122_218  # patch triplets in SEN12MS-CR [CR]
 
 def real_patches(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``n`` crops of the real test scene: the stride-128 grid first (with its rows and cols), then random ones."""
-    scene = fc.load_s2cloudless_scene()[0]
+    scene = load_s2cloudless_scene()[0]
     _, h, w = scene.shape
     grid_h, grid_w = (h - PATCH_SIZE) // PATCH_STRIDE + 1, (w - PATCH_SIZE) // PATCH_STRIDE + 1
     grid = [divmod(i, grid_w) for i in range(min(n, grid_h * grid_w))]
@@ -123,7 +124,7 @@ def main() -> None:
     parser.add_argument("--fetch", action="store_true", help="download the real test scene with pip, then exit")
     args = parser.parse_args()
     if args.fetch:
-        print(fc.fetch_s2cloudless_scene())
+        print(fetch_s2cloudless_scene())
         return
 
     print(f"machine: {os.cpu_count()} cores, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} "

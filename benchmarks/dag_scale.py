@@ -22,8 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from hcrlc.data.layout import sen12ms_path, sen12mscr_path  # noqa: E402
-from hcrlc.paper import HOLDOUT_SCENES, PAPER_N_TEST, PAPER_N_TRAINVAL, SEASONS  # noqa: E402
+from hcrlc.data.layout import sen12ms_path, sen12mscr_path
+from hcrlc.paper import HOLDOUT_SCENES, PAPER_N_TEST, PAPER_N_TRAINVAL, SEASONS
 
 N_SCENES = 175  # SEN12MS-CR ROIs
 
@@ -90,7 +90,7 @@ def main() -> None:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "-n", "--quiet",
            "rules", "--configfile", str(REPO / "configs" / "paper.yaml"), str(overlay)]
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
     wall = time.perf_counter() - t
     rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if proc.returncode:

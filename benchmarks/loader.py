@@ -22,10 +22,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 import torch
-
-from hcrlc.data.clouds import unpack_masks
 from torch.utils.data import default_collate
 
+from hcrlc.data.clouds import unpack_masks
 from hcrlc.data.dataset import TripletDataset, load_index, prepare_batch, prepare_s1, prepare_s2
 from hcrlc.data.fast_cloud import cloud_masks
 

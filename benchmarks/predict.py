@@ -31,7 +31,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
-from hcrlc.data.fast_cloud import load_s2cloudless_scene
+from hcrlc.data.s2cloudless_scene import load_s2cloudless_scene
 from hcrlc.demo_scene import DEMO_EPSG, DEMO_ORIGIN, demo_s1, write_geotiff
 from hcrlc.paper import PIXEL_SIZE_M, S1_BANDS, S2_BANDS
 

@@ -17,8 +17,8 @@ from collections import namedtuple
 from pathlib import Path
 
 import pytest
-from conftest import REPO, snakemake
 
+from conftest import REPO, snakemake
 from hcrlc.data.index import build_listing
 from hcrlc.data.synthetic import generate_trees
 from hcrlc.download import DownloadError, archive_name, download_all, safe_extract

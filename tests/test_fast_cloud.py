@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from hcrlc.data import fast_cloud as fc
+from hcrlc.data.s2cloudless_scene import load_s2cloudless_scene, s2cloudless_scene_path
 from hcrlc.errors import ConfigError, DataError
 from hcrlc.paper import MASK_PRESETS
 
@@ -31,11 +32,11 @@ def assert_same_as_stock(dn: np.ndarray, **fast_kwargs) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def real_scene() -> np.ndarray:
-    path = fc.s2cloudless_scene_path()
+    path = s2cloudless_scene_path()
     if not path.is_file():
         pytest.skip(f"s2cloudless's real Sentinel-2 test scene is not in {path}: run "
                     "`python benchmarks/cloud_masks.py --fetch` (pip downloads the s2cloudless 1.2.0 sdist)")
-    return fc.load_s2cloudless_scene(path)
+    return load_s2cloudless_scene(path)
 
 
 def smooth_scene(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -240,3 +241,20 @@ def test_import_compiles_nothing_and_first_use_builds_into_the_cache(tmp_path):
     assert path.startswith(str(tmp_path)) and os.path.isfile(path) and float(seconds) > 0
     out = subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, text=True).stdout
     assert float(out.split()[1]) == 0, "the second process loads the cached library"
+
+
+def test_every_non_python_file_of_the_package_is_declared_package_data():
+    """A non-editable install ships only .py files and declared package data: the kernel's C source must be there."""
+    import fnmatch
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    src = Path(fc.__file__).parents[2]
+    pyproject = tomllib.loads((src.parent / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]
+    data = [p for p in (src / "hcrlc").rglob("*") if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert src / "hcrlc" / "data" / "fast_cloud.c" in data
+    for path in data:
+        package = ".".join(path.parent.relative_to(src).parts)
+        assert any(fnmatch.fnmatch(path.name, pat) for pat in patterns.get(package, [])), \
+            f"{path} is not in pyproject's [tool.setuptools.package-data] {package!r}"

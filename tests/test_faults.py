@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO, SMOKE, snakemake
 
+from conftest import REPO, SMOKE, snakemake
 from hcrlc.atomic import atomic_output, reserve_space, stale_temp_files
 from hcrlc.data.clouds import compute_scene_masks
 from hcrlc.data.index import ONLY_IN, build_index, build_listing, check_splits

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 import torch
+
 from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))

@@ -48,8 +48,8 @@ def psnr_reference(pred: np.ndarray, target: np.ndarray) -> float:
 
 def assert_scores_equal(ours: dict[str, float], reference: dict[str, float]) -> None:
     assert set(ours) == set(reference)
-    for key in reference:
-        assert ours[key] == pytest.approx(reference[key], abs=1e-12), key
+    for key, value in reference.items():
+        assert ours[key] == pytest.approx(value, abs=1e-12), key
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -100,7 +100,7 @@ def noisy_pair(seed: int, shape=(3, 13, 40, 36), noise=0.15) -> tuple[np.ndarray
 @pytest.mark.parametrize("seed", [0, 1])
 def test_image_metrics_equal_skimage_per_image(seed: int) -> None:
     pred, target = noisy_pair(seed)
-    assert pred.min() < 0 < 1 < pred.max()  # not clipped, as the authors' call
+    assert pred.min() < 0 and pred.max() > 1  # not clipped, as the authors' call
     got = reconstruction_metrics(torch.from_numpy(pred), torch.from_numpy(target))
     for i in range(pred.shape[0]):
         assert got["psnr"][i] == pytest.approx(psnr_reference(pred[i], target[i]), abs=1e-9)

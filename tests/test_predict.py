@@ -18,16 +18,17 @@ import rasterio
 import tomllib
 import torch
 import yaml
-from conftest import REPO, SMOKE, snakemake
 from pyproj import Transformer
 from rasterio.crs import CRS
 from rasterio.transform import array_bounds, from_origin
 from rasterio.windows import Window
 from test_training import TINY, LearnableTriplets
 
+from conftest import REPO, SMOKE, snakemake
 from hcrlc.cli import main as cli_main
 from hcrlc.data import fast_cloud as fc
 from hcrlc.data.dataset import prepare_s1, prepare_s2
+from hcrlc.data.s2cloudless_scene import s2cloudless_scene_path
 from hcrlc.demo_scene import write_demo_scene, write_geotiff
 from hcrlc.errors import DataError
 from hcrlc.model_card import with_test_metrics, write_model_card
@@ -262,7 +263,7 @@ def test_s1_on_lonlat_is_reprojected_bilinearly_and_its_nodata_kept_out(tmp_path
 
 @pytest.fixture(scope="module")
 def demo_scene(tmp_path_factory):
-    path = fc.s2cloudless_scene_path()
+    path = s2cloudless_scene_path()
     if not path.is_file():
         pytest.skip(f"s2cloudless's real Sentinel-2 test scene is not in {path}: run "
                     "`python benchmarks/cloud_masks.py --fetch` once")

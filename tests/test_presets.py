@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import yaml
-from conftest import REPO
 from snakemake.utils import update_config, validate
+
+from conftest import REPO
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 

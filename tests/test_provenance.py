@@ -58,6 +58,24 @@ def test_code_version_changes_with_imported_code_only(package):
     assert code_version(script, package_dir=pkg) != before
 
 
+def test_a_modules_companion_file_counts_with_it(package):
+    """fast_cloud.py compiles fast_cloud.c beside it: an edit to the C kernel must rerun the masks."""
+    pkg, script = package
+    kernel = pkg / "losses.c"
+    kernel.write_text("int abi(void) { return 1; }\n")
+    (pkg / "unused.c").write_text("int x;\n")
+    assert "losses.c" in names(library_files(script, package_dir=pkg), pkg)
+    assert "unused.c" not in names(library_files(script, package_dir=pkg), pkg)
+    before = code_version(script, package_dir=pkg)
+    kernel.write_text("int abi(void) { return 2; }\n")
+    assert code_version(script, package_dir=pkg) != before
+
+
+def test_the_cloud_mask_rule_reaches_the_c_kernel():
+    script = REPO / "workflow" / "scripts" / "cloud_masks.py"
+    assert "data/fast_cloud.c" in names(library_files(script), PACKAGE_DIR)
+
+
 def test_comments_blank_lines_and_spacing_do_not_count_but_strings_do(package):
     pkg, script = package
     losses = pkg / "losses.py"

@@ -1,7 +1,7 @@
 """A scene for trying ``snakemake predict`` / ``hcrlc predict``: real Sentinel-2 L1C pixels, synthetic S1.
 
 * ``s2_l1c.tif``: s2cloudless's own test scene (real L1C top-of-atmosphere reflectance, 13 bands, 856 × 512 px,
-  about 40 % cloudy; :func:`hcrlc.data.fast_cloud.fetch_s2cloudless_scene` downloads it once with pip) as uint16
+  about 40 % cloudy; :func:`hcrlc.data.s2cloudless_scene.fetch_s2cloudless_scene` downloads it once with pip) as uint16
   reflectance × 10,000 on a 10 m grid in UTM zone 38S. **The position is made up**: the test scene ships without
   georeference, so the pixels are placed at :data:`DEMO_ORIGIN` (a river delta on a tropical coast by its look —
   zone 38S is a guess, not a fact); nobody has labelled its land cover.
@@ -21,7 +21,7 @@ from rasterio.transform import Affine, from_origin
 from rasterio.warp import transform_bounds
 
 from hcrlc.atomic import atomic_output
-from hcrlc.data.fast_cloud import fetch_s2cloudless_scene, load_s2cloudless_scene
+from hcrlc.data.s2cloudless_scene import fetch_s2cloudless_scene, load_s2cloudless_scene
 from hcrlc.paper import PIXEL_SIZE_M, S2_BAND_NAMES
 
 #: EPSG code and upper-left corner (m) where the demo's S2 pixels are placed (made up; UTM 38S, ≈ 15.7° S 46.4° E).

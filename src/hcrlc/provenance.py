@@ -10,7 +10,9 @@ their outputs, everything downstream). Because the hash covers the script's cont
 
 The hash is taken over the token stream, so comments, blank lines and the amount of whitespace between tokens do
 not count; anything else (code, strings, docstrings) does. The import graph is read statically from the source
-(``ast``), including imports inside functions; nothing is imported or executed.
+(``ast``), including imports inside functions; nothing is imported or executed. A module's companion files (same
+stem, another suffix: ``data/fast_cloud.c`` beside ``data/fast_cloud.py``, the C kernel it compiles) count with it,
+byte for byte.
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ def _parents(name: str) -> list[str]:
 
 
 def library_files(*scripts: str | Path, package_dir: Path = PACKAGE_DIR) -> list[Path]:
-    """The package's source files that ``scripts`` import, directly or through other modules of the package."""
+    """The package's source files that ``scripts`` import, directly or through other modules of the package, and
+    those modules' companion files (same stem, e.g. ``fast_cloud.c``)."""
     seen: set[Path] = set()
     todo = [Path(s) for s in scripts]
     for script in todo:
@@ -116,7 +119,8 @@ def library_files(*scripts: str | Path, package_dir: Path = PACKAGE_DIR) -> list
                 if found is not None and found not in seen:
                     seen.add(found)
                     todo.append(found)
-    return sorted(seen)
+    companions = {c for p in seen for c in p.parent.glob(f"{p.stem}.*") if c.suffix not in (".py", ".pyc")}
+    return sorted(seen | companions)
 
 
 @cache
@@ -133,5 +137,6 @@ def code_version(*scripts: str | Path, package_dir: Path = PACKAGE_DIR) -> str:
     named += [(p.relative_to(package_dir).as_posix(), p) for p in library_files(*scripts, package_dir=package_dir)]
     for name, path in named:
         digest.update(name.encode() + b"\0")
-        digest.update(_digest(path.read_bytes()).encode())
+        source = path.read_bytes()
+        digest.update((_digest(source) if path.suffix == ".py" else hashlib.sha256(source).hexdigest()).encode())
     return digest.hexdigest()[:16]
