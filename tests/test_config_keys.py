@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from conftest import REPO, SMOKE
 
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"

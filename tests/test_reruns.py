@@ -20,8 +20,8 @@ from functools import cache
 from pathlib import Path
 
 import pytest
-from conftest import REPO, SMOKE, snakemake
 
+from conftest import REPO, SMOKE, snakemake
 from hcrlc.provenance import PACKAGE_DIR, library_files
 
 SCRIPTS = REPO / "workflow" / "scripts"

@@ -97,14 +97,16 @@ def training_config(run):
 
 def pretext_training_config():
     """`training` with the `models.pretext` overrides, less what the pretext rule sets itself (epochs:
-    ssl.pretext_epochs, seed: ssl.seed) or cannot use (gpus: one device), so that they do not rerun it."""
+    ssl.pretext_epochs, seed: ssl.seed) or cannot use (gpus: one device), so that they do not rerun it.
+    """
     cfg = {**config["training"], **config["models"].get("pretext", {})}
     return {k: v for k, v in cfg.items() if k not in ("epochs", "seed", "gpus")}
 
 
 def ssl_training_config(wildcards):
     """`training` with the `models.ssl` overrides for one SSL run, less its seed (ssl.seed) and gpus (one
-    device); `epochs` only for ssl_off with ssl.scratch_epochs null (ssl_on's stages have their own)."""
+    device); `epochs` only for ssl_off with ssl.scratch_epochs null (ssl_on's stages have their own).
+    """
     cfg = {**config["training"], **config["models"].get("ssl", {})}
     scratch = wildcards.mode == "off" and config["ssl"]["scratch_epochs"] is None
     drop = ("seed", "gpus") if scratch else ("seed", "gpus", "epochs")

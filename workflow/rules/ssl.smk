@@ -47,7 +47,10 @@ rule ssl_run:
         model_cfg=config["model"],
         train_cfg=ssl_training_config,
         # what ssl_run.py reads (not label_fractions or pretext_epochs: they rerun it only through the DAG)
-        ssl={k: config["ssl"][k] for k in ("frozen_epochs", "finetune_epochs", "scratch_epochs", "seed")},
+        ssl={
+            k: config["ssl"][k]
+            for k in ("frozen_epochs", "finetune_epochs", "scratch_epochs", "seed")
+        },
     script:
         "../scripts/ssl_run.py"
 
