@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import pytest
 import rasterio
-import tomllib
 import torch
 import yaml
 from pyproj import Transformer
@@ -348,6 +347,7 @@ def test_bad_input_is_refused_naming_the_file_and_the_fix(checkpoints, tmp_path,
 
 
 def test_console_script_is_declared_and_callable():
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
     scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
     module, _, func = scripts["hcrlc"].partition(":")
     assert (module, func) == ("hcrlc.cli", "main")
