@@ -12,6 +12,7 @@ import torch
 from matplotlib.image import imread
 from sklearn.metrics import f1_score
 
+from hcrlc import figures
 from hcrlc.errors import DataError
 from hcrlc.evaluation import choose_fig3_examples, evaluate
 from hcrlc.figures import (
@@ -114,7 +115,7 @@ def test_fig1_perfect_predictions_have_no_spread_and_empty_bins_are_nan(tmp_path
     assert table.loc[table["n"] == 0, "f1"].isna().all()
 
 
-def test_fig4_draws_with_missing_runs(tmp_path) -> None:
+def test_fig4_draws_with_missing_runs(tmp_path, monkeypatch) -> None:
     def run(name: str, f1: float | None) -> Path:
         path = tmp_path / name / "metrics.json"
         path.parent.mkdir()
@@ -134,6 +135,14 @@ def test_fig4_draws_with_missing_runs(tmp_path) -> None:
     fig4(metrics, tmp_path / "again.png", tmp_path / "again.pdf", source="real")  # reruns give the same bytes
     assert (tmp_path / "again.pdf").read_bytes() == (tmp_path / "fig4.pdf").read_bytes()
     assert (tmp_path / "again.png").read_bytes() == (tmp_path / "fig4.png").read_bytes()
+
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, *paths: saved.append(fig))
+    fig4(metrics, tmp_path / "base.png", None, source="real", constant_f1=0.457)
+    dashed = [line for line in saved[0].axes[0].get_lines() if line.get_linestyle() == "--"]
+    assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {0.457}
+    assert "constant prediction" in dashed[0].get_label()
+    monkeypatch.undo()
 
     empty = fig4({}, tmp_path / "empty.png", None, source="synthetic")
     assert_png(tmp_path / "empty.png")

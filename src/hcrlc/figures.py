@@ -342,12 +342,15 @@ def fig4_table(metrics: Mapping[str, str | Path]) -> pd.DataFrame:
 
 
 def fig4(
-    metrics: Mapping[str, str | Path], out_png: str | Path, out_pdf: str | Path | None, *, source: str
+    metrics: Mapping[str, str | Path], out_png: str | Path, out_pdf: str | Path | None, *, source: str,
+    constant_f1: float | None = None,
 ) -> pd.DataFrame:
     """Fig. 4: micro F1 versus the percentage of labelled training data, with and without the pretext.
 
     Draws the runs that exist and lists the missing ones in the figure; the paper's F1 ≈ 0.703 (with pretext,
-    100 % of the labels) is a separate point labelled "paper". Returns :func:`fig4_table`.
+    100 % of the labels) is a separate point labelled "paper"; ``constant_f1`` (the constant prediction's test
+    F1, see :mod:`hcrlc.baselines`) a dashed line: a run below it has learnt nothing. Returns
+    :func:`fig4_table`.
     """
     check_source(source)
     table = fig4_table(metrics)
@@ -358,6 +361,9 @@ def fig4(
         part = table[(table["pretext"] == pretext) & (table["status"] == "ok")]
         if len(part):
             ax.plot(part["label_fraction_pct"], part["f1"], marker=marker, lw=1.5, label=label)
+    if constant_f1 is not None:
+        ax.axhline(constant_f1, ls="--", lw=1.2, color="0.4",
+                   label=f"constant prediction (no training): F1 {constant_f1:.3f}")
     ax.plot([100], [PAPER_FIG4_F1_100], marker="*", ms=14, ls="none", color="black",
             label=f"paper: F1 ≈ {PAPER_FIG4_F1_100} (with pretext, 100 %)")
     ax.annotate("paper", (100, PAPER_FIG4_F1_100), textcoords="offset points", xytext=(-12, 0), ha="right",

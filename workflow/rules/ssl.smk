@@ -58,6 +58,7 @@ rule ssl_run:
 rule fig4:
     input:
         metrics=expand("results/eval/{run}/metrics.json", run=SSL_RUNS),
+        constant="results/eval/constant_prediction/metrics.json",
     output:
         png=report(
             "results/figures/fig4.png",

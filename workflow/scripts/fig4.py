@@ -1,4 +1,4 @@
-from hcrlc.figures import fig4
+from hcrlc.figures import fig4, read_metrics
 from hcrlc.logs import job_log
 
 with job_log(snakemake.log[0]):
@@ -7,4 +7,5 @@ with job_log(snakemake.log[0]):
         snakemake.output.png,
         snakemake.output.pdf,
         source=snakemake.params.source,
+        constant_f1=read_metrics(snakemake.input.constant)["f1"],
     )
