@@ -244,3 +244,15 @@ def test_paper_layer_cnet_logits_depend_on_the_input_at_initialisation() -> None
         logits = cnet(x)[LOGITS]
     spread = (logits[0] - logits[1]).abs().mean() / logits.abs().mean()
     assert spread > 0.01
+
+
+def test_recon_head_starts_at_zero_when_asked_and_as_pytorch_does_by_default() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 15, 16, 16)
+    zero = build_model("hcr_net", {"widths": [4, 8], "recon_head_init": "zero"}, patch_size=16)
+    assert (zero(x)["recon"] == 0).all()
+    default = build_model("hcr_net", {"widths": [4, 8]}, patch_size=16)
+    bound = 1 / 4**0.5  # PyTorch's default: U(±1/sqrt(fan_in)) for the bias, fan_in = widths[0]
+    assert default.recon_head.bias.abs().max() <= bound and default.recon_head.bias.abs().max() > 0.1 * bound
+    with pytest.raises(ConfigError, match="recon_head_init"):
+        build_model("hcr_net", {"widths": [4, 8], "recon_head_init": "ones"}, patch_size=16)

@@ -29,6 +29,8 @@ def test_paper_preset_is_the_authors_protocol():
     config = resolved("config.yaml", "configs/paper.yaml")  # the preset overrides the demo it is given after
     assert config["split"]["val_mode"] == "scenes"  # whole validation scenes: patches overlap by 50 %
     assert config["training"]["precision"] == "fp32"
+    # the authors' networks: Table 1's widths, PyTorch's default init of the reconstruction head
+    assert config["model"] == {**config["model"], "widths": [32, 64, 128, 256, 512], "recon_head_init": "default"}
     # every model trains 10 epochs; ssl_off too (scratch_epochs null = training.epochs), ssl_on ends with 10
     # epochs of all layers after 5 frozen ones
     assert config["training"]["epochs"] == 10 and config["ssl"]["scratch_epochs"] is None

@@ -57,6 +57,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
                     512, 512, 512, 512],
     "cnet_hidden": [2048, 4096],
     "cnet_dropout": 0.5,
+    "recon_head_init": "default",
 }
 
 
@@ -94,7 +95,8 @@ def build_model(
     if name == "hcr_c_net":
         cnet_feature_size(cfg["cnet_layers"], patch_size)  # fail before allocating the U-Net
     unet = UNet(widths, cls_widths, reconstruct=name != "lc_net", classify=unet_classifies,
-                in_channels=IN_CHANNELS, out_bands=S2_BANDS, n_classes=n_classes)
+                in_channels=IN_CHANNELS, out_bands=S2_BANDS, n_classes=n_classes,
+                recon_head_init=cfg["recon_head_init"])
     if name != "hcr_c_net":
         return unet
     cnet = CNet(cfg["cnet_layers"], cfg["cnet_hidden"], float(cfg["cnet_dropout"]), patch_size=patch_size,
