@@ -457,11 +457,43 @@ def stock_model_path() -> Path:
     return path
 
 
+#: Bump when :class:`Forest` or :func:`parse_forest` changes: the cached forests of older code are then ignored.
+_FOREST_CACHE_FORMAT = "1"
+
+
 @functools.lru_cache(maxsize=1)
 def stock_forest() -> Forest:
-    """s2cloudless's own booster in the kernel's form (parsed once per process, ~0.2 s)."""
+    """s2cloudless's own booster in the kernel's form.
+
+    Parsing the model text takes ~0.3 s of CPU, a third of a mask job's start-up, so the arrays are kept in
+    ``cache_dir()`` (``forest-<sha256 of the model text and the cache format>.npz``) and later processes load them
+    (~5 ms). A cache file that cannot be read is parsed again and rewritten.
+    """
     path = stock_model_path()
-    return parse_forest(path.read_text(), path)
+    text = path.read_text()
+    key = hashlib.sha256(f"{_FOREST_CACHE_FORMAT}\n{text}".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"forest-{key}.npz"
+    try:
+        with np.load(cached) as z:
+            n_features = int(z["n_features"])
+            return Forest(n_trees=int(z["n_trees"]), n_features=n_features, sigmoid=float(z["sigmoid"]),
+                          thresholds=tuple(z[f"thresholds_{f}"] for f in range(n_features)), lut=z["lut"],
+                          node_off=z["node_off"], leaf_off=z["leaf_off"], nodes=z["nodes"], values=z["values"],
+                          bands=z["bands"])
+    except (OSError, KeyError, ValueError):  # not cached yet (or damaged): parse and write it
+        pass
+    forest = parse_forest(text, path)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".npz", delete=False) as tmp:
+            np.savez(tmp, n_trees=forest.n_trees, n_features=forest.n_features, sigmoid=forest.sigmoid,
+                     lut=forest.lut, node_off=forest.node_off, leaf_off=forest.leaf_off, nodes=forest.nodes,
+                     values=forest.values, bands=forest.bands,
+                     **{f"thresholds_{f}": t for f, t in enumerate(forest.thresholds)})
+        os.replace(tmp.name, cached)  # atomic: a concurrent job reads the old state or the whole file
+    except OSError as exc:  # a read-only cache costs time only
+        log.warning("could not cache the parsed forest in %s (%s): each process parses it again", cached, exc)
+    return forest
 
 
 # --------------------------------------------------------------------------------------------------------------
