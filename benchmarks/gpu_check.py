@@ -65,6 +65,7 @@ from train_throughput import (
 )
 
 from hcrlc.atomic import atomic_output, write_json
+from hcrlc.data.dataset import collate_items
 from hcrlc.errors import TrainingError
 from hcrlc.jobs import split_dataset
 from hcrlc.models import MODEL_DEFAULTS, resolve_model_config
@@ -360,7 +361,7 @@ def loader_section(cfg: dict[str, Any], device: torch.device, deadline: Deadline
                 sampler = RandomSampler(ds, replacement=True, num_samples=draws,
                                         generator=torch.Generator().manual_seed(0))
                 loader = DataLoader(ds, batch_size=batch, sampler=sampler, num_workers=workers,
-                                    pin_memory=device.type == "cuda", drop_last=True)
+                                    pin_memory=device.type == "cuda", drop_last=True, collate_fn=collate_items)
                 fed_step = _fed_by(step, iter(loader), device, channels_last)
                 n, seconds, _ = time_steps(fed_step, device, **timing)
                 del fed_step  # drops the loader's iterator, which ends its worker processes

@@ -228,6 +228,34 @@ def test_raw_items_prepared_per_batch_equal_prepared_items(tiny_tree, tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_getitems_batch_equals_collated_raw_items_in_process_and_in_workers(tiny_tree, tmp_path):
+    """The loader's one-copy batch (``__getitems__``) holds exactly what ``default_collate`` of the raw items holds,
+    built in the main process and in a worker process (shared memory), across scenes and in any order."""
+    import torch
+    from torch.utils.data import DataLoader, Subset, default_collate
+
+    from hcrlc.data.dataset import collate_items
+
+    ms, cr, _ = tiny_tree
+    work = tmp_path / "work"
+    index, _ = run_stage(ms, cr, work)
+    raw = TripletDataset(index, work / "shards", work / "masks", raw=True)
+    assert index["scene"].nunique() > 1  # the batch below mixes scenes
+    rows = [len(raw) - 1, 0, 3, 5]
+    expected = default_collate([raw.raw_item(i) for i in rows])
+    got = raw.__getitems__(rows)
+    assert set(got) == set(expected)
+    for key in expected:
+        assert got[key].dtype == expected[key].dtype and torch.equal(got[key], expected[key]), key
+    loader = DataLoader(Subset(raw, rows), batch_size=len(rows), num_workers=1, collate_fn=collate_items)
+    (batch,) = list(loader)
+    for key in expected:
+        assert torch.equal(batch[key], expected[key]), key
+    prepared = TripletDataset(index, work / "shards", work / "masks")
+    assert isinstance(prepared.__getitems__(rows), list)  # prepared items: default_collate as before
+    assert torch.equal(collate_items(prepared.__getitems__(rows))["x"], default_collate([prepared[i] for i in rows])["x"])
+
+
 def test_training_on_raw_items_equals_training_on_prepared_items(tiny_tree, tmp_path):
     """The GPU path (raw items, batch prepared on the device) trains exactly like the CPU path."""
     import torch

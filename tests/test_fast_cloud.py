@@ -173,6 +173,63 @@ def test_cloud_masks_fast_equals_stock_engine():
         assert masks_fast.dtype == bool and 0.05 < masks_fast.mean() < 0.95, "the scene should be partly cloudy"
 
 
+@pytest.mark.parametrize("params", [MASK_PRESETS[p] for p in PRESETS]
+                         + [{"threshold": 0.3, "average_over": 0, "dilation_size": 0},
+                            {"threshold": 0.5, "average_over": None, "dilation_size": None},
+                            {"threshold": 0.4, "average_over": 2, "dilation_size": 0}])
+def test_postprocessing_equals_s2cloudless_get_mask_from_prob(params):
+    """Masks from probabilities are made without importing s2cloudless, by the same calls: equal bit for bit."""
+    from s2cloudless import S2PixelCloudDetector
+
+    rng = np.random.default_rng(7)
+    probs = np.clip(rng.normal(0.4, 0.2, (3, 64, 48)), 0, 1).astype(np.float32)
+    probs[:, 10:30, 5:20] = 0.9  # a cloud block, so averaging and dilation both change pixels
+    stock = S2PixelCloudDetector(all_bands=True, **params).get_mask_from_prob(probs).astype(bool)
+    ours = fc.cloud_masks_from_probabilities(probs, **params)
+    assert ours.dtype == bool and 0 < stock.mean() < 1
+    np.testing.assert_array_equal(ours, stock)
+
+
+def test_parsed_forest_is_cached_once_and_loads_equal(tmp_path, monkeypatch):
+    """The second process (here: a cleared lru_cache) loads the forest from the cache: every array equal."""
+    import dataclasses
+
+    monkeypatch.setenv("HCRLC_CACHE_DIR", str(tmp_path))
+    fc.stock_forest.cache_clear()
+    try:
+        first = fc.stock_forest()
+        (cached,) = tmp_path.glob("forest-*.npz")
+        fc.stock_forest.cache_clear()
+        loaded = fc.stock_forest()
+        cached.write_bytes(b"damaged")  # a damaged cache file is parsed again and rewritten
+        fc.stock_forest.cache_clear()
+        reparsed = fc.stock_forest()
+    finally:
+        fc.stock_forest.cache_clear()
+    path = fc.stock_model_path()
+    parsed = fc.parse_forest(path.read_text(), path)
+    for forest in (first, loaded, reparsed):
+        for field in dataclasses.fields(fc.Forest):
+            a, b = getattr(forest, field.name), getattr(parsed, field.name)
+            if field.name == "thresholds":
+                assert len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+            elif isinstance(b, np.ndarray):
+                assert a.dtype == b.dtype and np.array_equal(a, b), field.name
+            else:
+                assert a == b, field.name
+    assert np.load(cached)["lut"].shape == parsed.lut.shape
+
+
+def test_mask_job_imports_neither_s2cloudless_nor_torch():
+    """A mask job's start-up: the fast engine's path imports no s2cloudless (LightGBM, scikit-learn, sentinelhub:
+    ~1.5 s), no rasterio (boto3 with it: ~0.2 s; shards are .npy) and no torch."""
+    code = ("import sys, numpy as np; import hcrlc.data.clouds, hcrlc.logs; from hcrlc.data import fast_cloud as fc;"
+            "fc.cloud_masks_from_probabilities(np.zeros((1, 8, 8), np.float32));"
+            "print(sorted(m for m in ('s2cloudless', 'lightgbm', 'sklearn', 'torch', 'rasterio') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 # --- the scene mosaic ------------------------------------------------------------------------------------------------
 def cut_patches(scene: np.ndarray, size: int, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grid = (scene.shape[-1] - size) // stride + 1

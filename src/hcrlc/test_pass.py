@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from hcrlc.data.dataset import prepare_batch
+from hcrlc.data.dataset import collate_items, prepare_batch
 
 #: what ``per_batch`` gets: the prepared ``x``, ``s2``, ``mask`` on the device, and the batch's rows (idx).
 PerBatch = Callable[[dict[str, torch.Tensor], np.ndarray], dict[str, np.ndarray]]
@@ -36,7 +36,7 @@ def run_test_pass(
     concatenated over batches). Raises ``ValueError`` for an empty ``dataset``.
     """
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        pin_memory=device.type == "cuda")
+                        pin_memory=device.type == "cuda", collate_fn=collate_items)
     parts: dict[str, list[np.ndarray]] = {"idx": [], "targets": [], "cloud_fraction": []}
     with torch.inference_mode():
         for batch in tqdm(loader, desc=desc, disable=not progress, unit="batch"):

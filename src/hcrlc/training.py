@@ -95,7 +95,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output, remove_stale_temp_files
-from hcrlc.data.dataset import prepare_batch
+from hcrlc.data.dataset import collate_items, prepare_batch
 from hcrlc.devices import resolve_device
 from hcrlc.errors import CheckpointError, ConfigError, TrainingError
 from hcrlc.losses import UncertaintyWeighting, bce_loss, carl_loss, make_weighting
@@ -889,6 +889,7 @@ def _train(
         "num_workers": cfg["num_workers"],
         "pin_memory": device.type == "cuda",
         "persistent_workers": cfg["num_workers"] > 0,
+        "collate_fn": collate_items,  # TripletDataset batches arrive built (its __getitems__)
         "generator": torch.Generator().manual_seed(seed),  # worker seeds must not draw from the global RNG
     }
     redraws = hasattr(train_ds, "set_epoch")  # its workers must see each epoch's set_epoch

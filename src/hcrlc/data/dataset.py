@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate, get_worker_info
 
 from hcrlc.data.clouds import unpack_masks
 from hcrlc.data.layout import scene_key
@@ -151,6 +151,49 @@ class TripletDataset(Dataset):
             "cloud_fraction": torch.tensor(self._cf[i]),
             "idx": torch.tensor(i, dtype=torch.int64),
         }
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor] | list[dict[str, torch.Tensor]]:
+        """A whole batch of raw items, as :func:`collate_items` of ``[self.raw_item(i) for i in indices]`` would
+        give it, with each stored array copied once, straight from the memory map into the batch tensor (the
+        DataLoader calls this with a batch's indices). ``raw_item`` + ``default_collate`` copy every byte twice
+        into freshly allocated memory; this halves the copies and page faults of a loader worker
+        (``benchmarks/paper_scale.py`` measures both). Prepared items (``raw=False``) stay a list of samples.
+        """
+        if not self.raw:
+            return [self[i] for i in indices]
+        indices = [int(i) for i in indices]
+        out: dict[str, torch.Tensor] = {}
+        for name in _RAW_ARRAYS:
+            first = self._arrays(self._scene[indices[0]])[name]
+            batch = _batch_tensor((len(indices), *first.shape[1:]), first.dtype)
+            view = batch.numpy()
+            for j, i in enumerate(indices):
+                view[j] = self._arrays(self._scene[i])[name][self._row[i]]
+            out[name] = batch
+        out["y"] = torch.from_numpy(self._y[indices])
+        out["cloud_fraction"] = torch.from_numpy(self._cf[indices])
+        out["idx"] = torch.tensor(indices, dtype=torch.int64)
+        return out
+
+
+#: the stored arrays a raw item holds
+_RAW_ARRAYS = ("s2_cloudy", "s2", "s1", "mask")
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: np.dtype) -> torch.Tensor:
+    """An uninitialised CPU tensor for a batch; in a loader worker in shared memory, as ``default_collate`` makes
+    it there (same calls), so handing the batch to the main process copies nothing."""
+    elem = torch.from_numpy(np.empty(0, dtype=dtype))
+    if get_worker_info() is None:
+        return torch.empty(shape, dtype=elem.dtype)
+    storage = elem._typed_storage()._new_shared(int(np.prod(shape)), device=elem.device)
+    return elem.new(storage).resize_(shape)
+
+
+def collate_items(batch: list[dict[str, torch.Tensor]] | dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The DataLoader ``collate_fn`` for :class:`TripletDataset`: a batch :meth:`TripletDataset.__getitems__`
+    already built passes through; a list of items goes to ``default_collate``."""
+    return batch if isinstance(batch, dict) else default_collate(batch)
 
 
 _BIT_SHIFTS = torch.arange(7, -1, -1, dtype=torch.uint8)

@@ -219,11 +219,43 @@ def stock_model_path() -> Path:
     return path
 
 
+#: Bump when :class:`Forest` or :func:`parse_forest` changes: the cached forests of older code are then ignored.
+_FOREST_CACHE_FORMAT = "1"
+
+
 @functools.lru_cache(maxsize=1)
 def stock_forest() -> Forest:
-    """s2cloudless's own booster in the kernel's form (parsed once per process, ~0.2 s)."""
+    """s2cloudless's own booster in the kernel's form.
+
+    Parsing the model text takes ~0.3 s of CPU, a third of a mask job's start-up, so the arrays are kept in
+    ``cache_dir()`` (``forest-<sha256 of the model text and the cache format>.npz``) and later processes load them
+    (~5 ms). A cache file that cannot be read is parsed again and rewritten.
+    """
     path = stock_model_path()
-    return parse_forest(path.read_text(), path)
+    text = path.read_text()
+    key = hashlib.sha256(f"{_FOREST_CACHE_FORMAT}\n{text}".encode()).hexdigest()[:16]
+    cached = cache_dir() / f"forest-{key}.npz"
+    try:
+        with np.load(cached) as z:
+            n_features = int(z["n_features"])
+            return Forest(n_trees=int(z["n_trees"]), n_features=n_features, sigmoid=float(z["sigmoid"]),
+                          thresholds=tuple(z[f"thresholds_{f}"] for f in range(n_features)), lut=z["lut"],
+                          node_off=z["node_off"], leaf_off=z["leaf_off"], nodes=z["nodes"], values=z["values"],
+                          bands=z["bands"])
+    except (OSError, KeyError, ValueError):  # not cached yet (or damaged): parse and write it
+        pass
+    forest = parse_forest(text, path)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".npz", delete=False) as tmp:
+            np.savez(tmp, n_trees=forest.n_trees, n_features=forest.n_features, sigmoid=forest.sigmoid,
+                     lut=forest.lut, node_off=forest.node_off, leaf_off=forest.leaf_off, nodes=forest.nodes,
+                     values=forest.values, bands=forest.bands,
+                     **{f"thresholds_{f}": t for f, t in enumerate(forest.thresholds)})
+        os.replace(tmp.name, cached)  # atomic: a concurrent job reads the old state or the whole file
+    except OSError as exc:  # a read-only cache costs time only
+        log.warning("could not cache the parsed forest in %s (%s): each process parses it again", cached, exc)
+    return forest
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -437,7 +469,33 @@ def cloud_masks_from_probabilities(probs: np.ndarray, threshold: float = _AUTHOR
         raise ValueError(f"expected probabilities of shape (N, H, W), got {probs.shape}")
     if len(probs) == 0:
         return np.zeros(probs.shape, dtype=bool)
-    return _stock_detector(threshold, average_over, dilation_size).get_mask_from_prob(probs).astype(bool)
+    # The same OpenCV calls as s2cloudless's S2PixelCloudDetector.get_mask_from_prob (1.x), made here: importing
+    # s2cloudless for them (LightGBM, scikit-learn, sentinelhub) cost every mask job ~1.5 s of start-up
+    import cv2  # ~0.1 s, only when masks are made
+
+    conv, dilation = _postprocess_filters(average_over, dilation_size)
+    if conv is not None:
+        masks = np.asarray([cv2.filter2D(p, -1, conv, borderType=cv2.BORDER_REFLECT) > threshold for p in probs],
+                           dtype=np.uint8)
+    else:
+        masks = (probs > threshold).astype(np.int8)
+    if dilation is not None:
+        masks = np.asarray([cv2.dilate(m, dilation) for m in masks], dtype=np.uint8)
+    return masks.astype(bool)
+
+
+@functools.lru_cache(maxsize=8)
+def _postprocess_filters(average_over: int | None, dilation_size: int | None) -> tuple[Any, Any]:
+    """s2cloudless's filters: a disk of radius ``average_over`` normalised to sum 1 (float64) and a uint8 disk of
+    radius ``dilation_size``; None where the parameter is None or 0 (s2cloudless then skips that step)."""
+    import cv2
+
+    def disk(radius: int) -> np.ndarray:  # s2cloudless.utils.cv2_disk
+        return cv2.circle(np.zeros((radius * 2 + 1, radius * 2 + 1), dtype=np.uint8), (radius, radius), radius,
+                          color=1, thickness=-1)
+
+    conv = disk(average_over) / np.sum(disk(average_over)) if average_over else None
+    return conv, disk(dilation_size) if dilation_size else None
 
 
 def _probabilities(dn: np.ndarray, engine: str, kernel: str, threads: int) -> np.ndarray:

@@ -21,14 +21,12 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import rasterio
-from rasterio.crs import CRS
-from rasterio.errors import RasterioError
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output, require_free_space, reserve_space
@@ -36,6 +34,10 @@ from hcrlc.data.index import IGBP_COLUMNS, KEY
 from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.errors import DataError
 from hcrlc.paper import LC_BANDS, PATCH_SIZE, S1_BANDS, S2_BANDS
+
+if TYPE_CHECKING:  # rasterio is imported where GeoTIFFs are read: jobs that only open shards (masks) skip its import
+    import rasterio
+    from rasterio.crs import CRS
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,9 @@ class _Read:
 
 
 def _read_file(path: str, kind: str) -> tuple[np.ndarray, rasterio.Affine, CRS | None]:
+    import rasterio
+    from rasterio.errors import RasterioError
+
     bands, dtype = _EXPECTED[kind]
     try:
         with rasterio.open(path, "r") as src:
