@@ -8,8 +8,9 @@ import sys
 import pytest
 import torch
 import yaml
-from conftest import REPO
 from torch import nn
+
+from conftest import REPO
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from paper_scale import (  # benchmarks/ is not a package: on the path above
