@@ -72,6 +72,7 @@ from torch.utils.data import Subset
 
 from hcrlc.data.dataset import TripletDataset, load_index
 from hcrlc.errors import ConfigError
+from hcrlc.model_specs import SSL_MODEL
 from hcrlc.models import resolve_model_config
 from hcrlc.paper import LABEL_FRACTIONS
 from hcrlc.pretext import PretextDataset, nested_label_subsets
@@ -92,8 +93,6 @@ __all__ = ["NEW_LAYERS", "PRETEXT_SKIP", "SSL_MODEL", "pretext_datasets", "prete
 
 log = logging.getLogger(__name__)
 
-#: The downstream network of the self-supervised schedule (module docstring).
-SSL_MODEL = "hcr_lc_uncertain"
 #: Pretext weights that do not carry over: the 4-way direction head.
 PRETEXT_SKIP = ("classifier.head",)
 #: The layers the pretext network lacks: the only ones the frozen stage trains.
