@@ -33,8 +33,8 @@ from torch.utils.data import Dataset
 from hcrlc.atomic import atomic_output
 from hcrlc.errors import DataError
 from hcrlc.metrics import micro_f1
-from hcrlc.paper import LABEL_FRACTIONS, PATCH_SIZE, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
 from hcrlc.model_specs import MODEL_LABELS
+from hcrlc.paper import LABEL_FRACTIONS, PATCH_SIZE, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
 from hcrlc.tables import BASELINE_LABELS, check_source, read_metrics
 
 log = logging.getLogger(__name__)
