@@ -28,6 +28,7 @@ from hcrlc.paper import TABLE2
 
 __all__ = [
     "CLASSIFIERS",
+    "FIG3_MODELS",
     "LOGITS",
     "MODELS",
     "MODEL_LABELS",
@@ -117,6 +118,9 @@ MODEL_NAMES: tuple[str, ...] = tuple(MODELS)
 MODEL_LABELS: dict[str, str] = {name: spec.label for name, spec in MODELS.items()}
 #: The models with a classification head, in :data:`MODEL_NAMES` order (evaluated for land cover).
 CLASSIFIERS: tuple[str, ...] = tuple(name for name, spec in MODELS.items() if spec.classifies)
+
+#: The models whose reconstructions the paper's Fig. 3 shows beside the cloudy input and the target.
+FIG3_MODELS: tuple[str, ...] = ("hcr_net", "hcr_lc_uncertain")
 
 #: The self-supervised pretext task (paper §4), trained by the same loop as the five models.
 PRETEXT = "pretext"

@@ -64,7 +64,7 @@ import hashlib
 import json
 
 import hcrlc.model_specs
-from hcrlc.model_specs import MODEL_NAMES, MODELS
+from hcrlc.model_specs import FIG3_MODELS, MODEL_NAMES, MODELS
 
 SEEDS = list(config["seeds"])
 
