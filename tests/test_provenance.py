@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from hcrlc.provenance import PACKAGE_DIR, code_version, library_files, normalized_source
 
 
