@@ -10,6 +10,8 @@ import yaml
 from torch import nn
 
 from hcrlc.errors import CheckpointError, ConfigError
+from hcrlc.losses import make_weighting
+from hcrlc.model_specs import CLASSIFIERS, MODELS, TRAINABLE
 from hcrlc.models import (
     LOGITS,
     MODEL_DEFAULTS,
@@ -20,7 +22,8 @@ from hcrlc.models import (
     count_parameters,
     learnable_parameters,
 )
-from hcrlc.paper import TABLE1_PARAMS
+from hcrlc.paper import TABLE1_PARAMS, TABLE2
+from hcrlc.training.checkpoints import build_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -244,3 +247,25 @@ def test_paper_layer_cnet_logits_depend_on_the_input_at_initialisation() -> None
         logits = cnet(x)[LOGITS]
     spread = (logits[0] - logits[1]).abs().mean() / logits.abs().mean()
     assert spread > 0.01
+
+
+@pytest.mark.parametrize("name", list(TRAINABLE))
+def test_each_spec_of_the_model_table_is_what_its_network_and_loss_are(name: str) -> None:
+    spec = TRAINABLE[name]
+    with torch.device("meta"):
+        network = build_network(name, MODEL_DEFAULTS, 256, 4 if spec.target == "direction" else 10)
+    assert tuple(network.heads) == spec.heads
+    weighting = make_weighting(name) if name in MODELS else None
+    assert type(weighting).__name__ == {None: "NoneType", "equal": "EqualWeighting",
+                                        "uncertain": "UncertaintyWeighting"}[spec.weighting]
+    # two loss terms need a weighting to combine them, one needs none
+    assert (len(spec.loss) == 2) == (spec.weighting is not None)
+    # the best epoch is chosen on a score of a head the model trains
+    assert spec.trains_reconstruction if spec.selection_metric == "val_psnr" else spec.classifies
+
+
+def test_model_table_lists_the_papers_models_in_table_2_order() -> None:
+    assert tuple(MODELS) == tuple(TABLE2)
+    assert [s.table1_row for s in MODELS.values() if s.table1_row] == list(TABLE1_PARAMS)
+    assert CLASSIFIERS == ("lc_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net")
+    assert [n for n, s in MODELS.items() if s.frozen_inside] == ["hcr_c_net"]
