@@ -68,8 +68,8 @@ from hcrlc.atomic import atomic_output, write_json
 from hcrlc.data.dataset import collate_items
 from hcrlc.errors import TrainingError
 from hcrlc.jobs import split_dataset
+from hcrlc.model_specs import MODEL_NAMES
 from hcrlc.models import MODEL_DEFAULTS, resolve_model_config
-from hcrlc.paper import MODEL_NAMES
 from hcrlc.training import batch_to_device, resolve_device
 
 REPO = Path(__file__).resolve().parents[1]

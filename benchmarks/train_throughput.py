@@ -35,8 +35,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from hcrlc.losses import make_weighting
+from hcrlc.model_specs import MODEL_NAMES
 from hcrlc.models import MODEL_DEFAULTS, build_model, count_parameters
-from hcrlc.paper import LEARNING_RATE, MODEL_NAMES, WEIGHT_DECAY
+from hcrlc.paper import LEARNING_RATE, WEIGHT_DECAY
 from hcrlc.training import TrainingObjective, resolve_device
 
 #: Dense (no sparsity) peak FLOP/s per precision from NVIDIA's data sheets; the first substring of the device name

@@ -10,6 +10,8 @@ import yaml
 from torch import nn
 
 from hcrlc.errors import CheckpointError, ConfigError
+from hcrlc.losses import make_weighting
+from hcrlc.model_specs import CLASSIFIERS, MODELS, TRAINABLE
 from hcrlc.models import (
     LOGITS,
     MODEL_DEFAULTS,
@@ -20,7 +22,8 @@ from hcrlc.models import (
     count_parameters,
     learnable_parameters,
 )
-from hcrlc.paper import TABLE1_PARAMS
+from hcrlc.paper import TABLE1_PARAMS, TABLE2
+from hcrlc.training.checkpoints import build_network
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -256,3 +259,25 @@ def test_recon_head_starts_at_zero_when_asked_and_as_pytorch_does_by_default() -
     assert default.recon_head.bias.abs().max() <= bound and default.recon_head.bias.abs().max() > 0.1 * bound
     with pytest.raises(ConfigError, match="recon_head_init"):
         build_model("hcr_net", {"widths": [4, 8], "recon_head_init": "ones"}, patch_size=16)
+
+
+@pytest.mark.parametrize("name", list(TRAINABLE))
+def test_each_spec_of_the_model_table_is_what_its_network_and_loss_are(name: str) -> None:
+    spec = TRAINABLE[name]
+    with torch.device("meta"):
+        network = build_network(name, MODEL_DEFAULTS, 256, 4 if spec.target == "direction" else 10)
+    assert tuple(network.heads) == spec.heads
+    weighting = make_weighting(name) if name in MODELS else None
+    assert type(weighting).__name__ == {None: "NoneType", "equal": "EqualWeighting",
+                                        "uncertain": "UncertaintyWeighting"}[spec.weighting]
+    # two loss terms need a weighting to combine them, one needs none
+    assert (len(spec.loss) == 2) == (spec.weighting is not None)
+    # the best epoch is chosen on a score of a head the model trains
+    assert spec.trains_reconstruction if spec.selection_metric == "val_psnr" else spec.classifies
+
+
+def test_model_table_lists_the_papers_models_in_table_2_order() -> None:
+    assert tuple(MODELS) == tuple(TABLE2)
+    assert [s.table1_row for s in MODELS.values() if s.table1_row] == list(TABLE1_PARAMS)
+    assert CLASSIFIERS == ("lc_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net")
+    assert [n for n, s in MODELS.items() if s.frozen_inside] == ["hcr_c_net"]

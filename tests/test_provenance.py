@@ -123,5 +123,5 @@ def test_training_rule_reaches_the_loss_and_table1_does_not():
     scripts = REPO / "workflow" / "scripts"
     train = names(library_files(scripts / "train.py", scripts / "train_ddp.py"), PACKAGE_DIR)
     table1 = names(library_files(scripts / "table1.py"), PACKAGE_DIR)
-    assert {"losses.py", "training.py", "models/unet.py", "data/dataset.py"} <= train
+    assert {"losses.py", "training/loop.py", "models/unet.py", "data/dataset.py"} <= train
     assert "losses.py" not in table1 and "models/unet.py" in table1

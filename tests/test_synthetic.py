@@ -23,10 +23,9 @@ from hcrlc.data.synthetic import (
     _beta_parameters,
     _cloudiness_levels,
     generate_trees,
-    measure_cloud_iou,
     read_truth,
-    write_igbp_probability_labels,
 )
+from hcrlc.data.synthetic_checks import measure_cloud_iou, write_igbp_probability_labels
 from hcrlc.errors import ConfigError
 from hcrlc.paper import (
     IGBP_TO_CLASS,

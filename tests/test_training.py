@@ -26,7 +26,6 @@ from hcrlc.models import LOGITS
 from hcrlc.training import (
     TRAINING_DEFAULTS,
     EpochBatchSampler,
-    _validate,
     launch_command,
     load_checkpoint,
     load_model,
@@ -34,6 +33,7 @@ from hcrlc.training import (
     tf32_math,
     train_model,
 )
+from hcrlc.training.objective import validate
 
 TESTS = Path(__file__).resolve().parent
 SCHEMA = TESTS.parent / "workflow" / "schemas" / "config.schema.yaml"
@@ -178,7 +178,7 @@ def test_validation_runs_in_fp32_under_any_training_precision() -> None:
     probe = PrecisionProbe()
     loader = torch.utils.data.DataLoader(LearnableTriplets(6), batch_size=4)
     with torch.autocast("cpu", dtype=torch.bfloat16), tf32_math(True):
-        scores = _validate(probe, loader, torch.device("cpu"), channels_last=False, want_f1=True, want_psnr=False)
+        scores = validate(probe, loader, torch.device("cpu"), channels_last=False, want_f1=True, want_psnr=False)
         assert torch.is_autocast_enabled("cpu") and torch.backends.cudnn.allow_tf32
         assert torch.backends.cuda.matmul.allow_tf32
     assert probe.seen == [(False, False, False)] * 2

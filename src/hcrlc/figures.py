@@ -33,8 +33,9 @@ from torch.utils.data import Dataset
 from hcrlc.atomic import atomic_output
 from hcrlc.errors import DataError
 from hcrlc.metrics import micro_f1
+from hcrlc.model_specs import MODEL_LABELS
 from hcrlc.paper import LABEL_FRACTIONS, PATCH_SIZE, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
-from hcrlc.tables import BASELINE_LABELS, MODEL_LABELS, check_source, read_metrics
+from hcrlc.tables import BASELINE_LABELS, check_source, read_metrics
 
 log = logging.getLogger(__name__)
 
@@ -259,8 +260,8 @@ def fig3(
     ``hcr_lc_uncertain``) to its examples.npz; all must hold the same ``rows`` of ``dataset`` (the test split
     the models were evaluated on). S2 is shown as RGB = B4, B3, B2, every S2 panel of a row with the same
     true-colour stretch — one range for the three bands from the clear target's percentiles
-    (:func:`true_colour_limits`) — so colours compare and clouds saturate to white. S1 as false colour (see :func:`s1_false_colour`). ``dataset`` is anything indexable by row that
-    gives :class:`hcrlc.data.dataset.TripletDataset` items (``x``, ``s2``, ``cloud_fraction`` are used).
+    (:func:`true_colour_limits`) — so colours compare and clouds saturate to white. S1 as false colour (see
+    :func:`s1_false_colour`). ``dataset`` is anything indexable by row that gives :class:`hcrlc.data.dataset.TripletDataset` items (``x``, ``s2``, ``cloud_fraction`` are used).
     """
     check_source(source)
     if not examples:

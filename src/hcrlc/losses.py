@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hcrlc.errors import ConfigError
-from hcrlc.paper import MODEL_NAMES
+from hcrlc.model_specs import MODELS
 
 #: Default λ of CARL [P].
 CARL_LAMBDA = 1.0
@@ -98,16 +98,17 @@ class UncertaintyWeighting(nn.Module):
         return torch.exp(-a) * l_cls + 0.5 * a + 0.5 * torch.exp(-b) * l_carl + 0.5 * b
 
 
+#: A model spec's ``weighting`` → the module that combines its two losses.
+WEIGHTINGS: dict[str, type[nn.Module]] = {"equal": EqualWeighting, "uncertain": UncertaintyWeighting}
+
+
 def make_weighting(model_name: str) -> EqualWeighting | UncertaintyWeighting | None:
     """The loss combination of ``model_name``.
 
     :class:`EqualWeighting` for ``hcr_lc_equal``, :class:`UncertaintyWeighting` for ``hcr_lc_uncertain``, None
     for the single-loss models (``lc_net``, ``hcr_net``, ``hcr_c_net``: their one loss is the total).
     """
-    if model_name not in MODEL_NAMES:
-        raise ConfigError(f"unknown model {model_name!r}; choose one of {list(MODEL_NAMES)}")
-    if model_name == "hcr_lc_equal":
-        return EqualWeighting()
-    if model_name == "hcr_lc_uncertain":
-        return UncertaintyWeighting()
-    return None
+    spec = MODELS.get(model_name)
+    if spec is None:
+        raise ConfigError(f"unknown model {model_name!r}; choose one of {list(MODELS)}")
+    return None if spec.weighting is None else WEIGHTINGS[spec.weighting]()

@@ -103,5 +103,4 @@ TABLE2: dict[str, dict[str, float | None]] = {
     "hcr_lc_uncertain": {"precision": 0.6697, "recall": 0.7004, "f1": 0.6847, "psnr": 27.8973, "ssim": 0.8941},
     "hcr_c_net": {"precision": 0.6831, "recall": 0.6823, "f1": 0.6827, "psnr": None, "ssim": None},
 }
-MODEL_NAMES: tuple[str, ...] = tuple(TABLE2)
 LABEL_FRACTIONS: tuple[int, ...] = (25, 50, 75, 100)  # percent, Fig. 4 [P]

@@ -58,7 +58,6 @@ import torch
 from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.vrt import WarpedVRT
-from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 from tqdm import tqdm
 
@@ -70,9 +69,11 @@ from hcrlc.data.fast_cloud import (
     cloud_probabilities,
     stock_cloud_probabilities,
 )
-from hcrlc.errors import CheckpointError, ConfigError, DataError
+from hcrlc.errors import CheckpointError, ConfigError
+from hcrlc.model_specs import MODEL_NAMES
 from hcrlc.models import LOGITS, N_CLASSES, RECON
-from hcrlc.paper import CLASSES, MASK_PRESETS, PIXEL_SIZE_M, S1_BANDS, S2_BAND_NAMES, S2_BANDS, S2_SCALE
+from hcrlc.paper import CLASSES, MASK_PRESETS, S1_BANDS, S2_BAND_NAMES, S2_BANDS, S2_SCALE
+from hcrlc.scene_inputs import SceneGrid, check_s1, check_s2
 from hcrlc.training import PRETEXT, file_sha256, load_checkpoint, load_model, resolve_device
 
 __all__ = [
@@ -147,109 +148,6 @@ class PredictSettings:
         """The settings that change the outputs (not batch size, device, engine or threads)."""
         return {"overlap": self.overlap, "threshold": self.threshold, "average_over": self.average_over,
                 "dilation_size": self.dilation_size}
-
-
-@dataclass(frozen=True)
-class SceneGrid:
-    """The S2 input's grid: every output lies on it (``landcover.tif`` on a coarser grid derived from it)."""
-
-    crs: Any
-    transform: Affine
-    width: int
-    height: int
-    nodata: float | None
-
-    def describe(self) -> dict[str, Any]:
-        return {"crs": self.crs.to_string(), "transform": list(self.transform)[:6], "width": self.width,
-                "height": self.height}
-
-
-# --- input checks --------------------------------------------------------------------------------------------
-
-
-def _open_input(path: Path, key: str, expected: str) -> rasterio.io.DatasetReader:
-    """Open an input raster; a missing or unreadable file is a :class:`DataError` naming it."""
-    if not path.is_file():
-        raise DataError(path, f"{key.upper()} file not found", f"check the path (predict.scenes.<name>.{key} or --{key})")
-    try:
-        return rasterio.open(path)
-    except rasterio.errors.RasterioIOError as err:
-        raise DataError(path, f"not readable as a raster ({err})", f"pass {expected}") from err
-
-
-def check_s2(path: str | Path, min_size: int) -> SceneGrid:
-    """Open the S2 L1C GeoTIFF at ``path`` and check it (see the module docstring); return its grid.
-
-    ``min_size``: the window side in pixels (the checkpoint's patch size).
-    """
-    path = Path(path)
-    with _open_input(path, "s2", "a GeoTIFF of the 13 L1C bands") as src:
-        if src.count != S2_BANDS:
-            hint = (" A 12-band Sentinel-2 file is usually Level-2A, which has no B10 (cirrus, 1375 nm)."
-                    if src.count == S2_BANDS - 1 else "")
-            raise DataError(
-                path, f"has {src.count} bands; the model needs the {S2_BANDS} bands of Sentinel-2 Level-1C "
-                f"({', '.join(S2_BAND_NAMES)}).{hint}",
-                "use the L1C product of the same date, all 13 bands resampled to 10 m and stacked in that order "
-                "(e.g. gdalbuildvrt -separate -resolution user -tr 10 10 stack.vrt B01.jp2 … B12.jp2, then "
-                "gdal_translate stack.vrt s2.tif)")
-        dtype = np.dtype(src.dtypes[0])
-        if not np.issubdtype(dtype, np.integer):
-            raise DataError(
-                path, f"holds {dtype} values; expected integer reflectance × 10,000 (uint16) like L1C",
-                "convert reflectance r with round(r * 10000) to uint16 (gdal_calc.py or numpy)")
-        if src.crs is None:
-            raise DataError(path, "has no coordinate reference system",
-                            "write the scene with its UTM CRS (gdal_translate -a_srs EPSG:326xx)")
-        if not src.crs.is_projected:
-            raise DataError(
-                path, f"is in the geographic CRS {src.crs.to_string()}; windows of 256 px and the 10 m pixels the "
-                "model learned need a projected grid",
-                "reproject it to the scene's UTM zone at 10 m, e.g. gdalwarp -t_srs EPSG:32633 -tr 10 10 -r "
-                "bilinear in.tif out.tif")
-        if src.width < min_size or src.height < min_size:
-            raise DataError(
-                path, f"is {src.width} × {src.height} px, smaller than one window of {min_size} × {min_size} px",
-                f"use a crop of at least {min_size} px per side")
-        res = (abs(src.transform.a), abs(src.transform.e))
-        if src.transform.b or src.transform.d:
-            raise DataError(path, "has a rotated geotransform", "warp it to a north-up grid with gdalwarp")
-        if any(abs(r - PIXEL_SIZE_M) > 0.1 * PIXEL_SIZE_M for r in res):
-            log.warning("%s: pixel size %s m; the model was trained on %g m pixels", path, res, PIXEL_SIZE_M)
-        return SceneGrid(src.crs, src.transform, src.width, src.height, src.nodata)
-
-
-def check_s1(path: str | Path, grid: SceneGrid) -> None:
-    """Check that the S1 GeoTIFF at ``path`` holds VV and VH in dB and covers the S2 ``grid``'s footprint."""
-    path = Path(path)
-    with _open_input(path, "s1", "a GeoTIFF of VV and VH in dB") as src:
-        if src.count != S1_BANDS:
-            raise DataError(path, f"has {src.count} bands; expected {S1_BANDS} (VV, VH backscatter in dB)",
-                            "stack VV and VH (in that order) into one GeoTIFF")
-        if src.crs is None:
-            raise DataError(path, "has no coordinate reference system", "write it with its CRS")
-        left, bottom, right, top = rasterio.transform.array_bounds(grid.height, grid.width, grid.transform)
-        need = transform_bounds(grid.crs, src.crs, left, bottom, right, top, densify_pts=21)
-        have = src.bounds
-        # half a source pixel of slack: bilinear sampling at the very edge still has its neighbours
-        tol_x, tol_y = abs(src.transform.a) / 2, abs(src.transform.e) / 2
-        if (need[0] < have.left - tol_x or need[2] > have.right + tol_x or need[1] < have.bottom - tol_y
-                or need[3] > have.top + tol_y):
-            raise DataError(
-                path, f"does not cover the S2 footprint: S2 spans {_fmt_bounds(need)} in {src.crs.to_string()}, "
-                f"the S1 only {_fmt_bounds(tuple(have))}",
-                "use an S1 acquisition (or mosaic) that covers the whole S2 scene, or crop the S2 to the S1")
-        sample = src.read(1, out_shape=(min(256, src.height), min(256, src.width)), masked=True)
-        values = np.ma.masked_invalid(sample.astype(np.float64)).compressed()
-        if values.size and np.median(values) > 0:
-            raise DataError(
-                path, f"VV has a median of {np.median(values):.3g}; backscatter in dB is mostly negative "
-                "(≈ -25 … 0 dB), so this looks like linear power",
-                "convert to dB with 10 * log10(value) (e.g. gdal_calc.py --calc='10*log10(A)')")
-
-
-def _fmt_bounds(b: tuple[float, ...]) -> str:
-    return "(" + ", ".join(f"{v:.6g}" for v in b) + ")"
 
 
 # --- windows and blending ------------------------------------------------------------------------------------
@@ -531,19 +429,8 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
     settings = settings or PredictSettings()
     started = time.perf_counter()
     checkpoint, s2, s1, out_dir = Path(checkpoint), Path(s2), Path(s1), Path(out_dir)
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt["model_name"] == PRETEXT or ckpt["n_classes"] != N_CLASSES:
-        raise CheckpointError(
-            f"{checkpoint} holds the self-supervised pretext network ({ckpt['n_classes']} direction classes), "
-            "not a cloud-removal or land-cover model. Fix: pass the best.pt of lc_net, hcr_net, hcr_lc_equal, "
-            "hcr_lc_uncertain, hcr_c_net or an ssl_* run")
+    ckpt, grid, device = _check_scene(checkpoint, s2, s1, settings)
     size = int(ckpt["patch_size"])
-    grid = check_s2(s2, size)
-    check_s1(s1, grid)
-    if settings.overlap >= size:
-        raise ConfigError(f"predict.overlap must be smaller than the {size}-px window, got {settings.overlap}")
-    # "auto" without CUDA is simply the CPU here (resolve_device would log it as a training decision)
-    device = resolve_device("cpu" if settings.device == "auto" and not torch.cuda.is_available() else settings.device)
     torch.set_num_threads(settings.threads)
     model = load_model(checkpoint, device=device)
     heads = tuple(model.heads)
@@ -555,19 +442,58 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
     with rasterio.Env(GDAL_NUM_THREADS=settings.threads, GDAL_CACHEMAX=GDAL_CACHE_MB):
         t0 = time.perf_counter()
         clouds = write_cloud_mask(s2, out_dir / CLOUD_MASK, settings, progress=progress)
-        t_mask = time.perf_counter() - t0
+        seconds = {"cloud_mask": round(time.perf_counter() - t0, 3)}
         t0 = time.perf_counter()
         windows = _run_windows(model, heads, s2, s1, grid, size, settings, device,
                                out_dir / CLOUD_FREE if RECON in heads else None, progress)
-        t_windows = time.perf_counter() - t0
+        seconds["windows"] = round(time.perf_counter() - t0, 3)
         if windows["probs"] is not None:
             _write_landcover(out_dir / LANDCOVER, windows["probs"], grid, windows["ys"], windows["xs"], size,
                              settings)
 
-    ys, xs, probs = windows["ys"], windows["xs"], windows["probs"]
+    summary = _scene_summary(ckpt, card, checkpoint, s2, s1, grid, settings, clouds, windows, heads,
+                             name=name or s2.stem, seconds=seconds)
+    t0 = time.perf_counter()
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        write_quicklook(out_dir, out_dir / QUICKLOOK, s2_path=s2, title=f"{summary['scene']} — {ckpt['model_name']}",
+                        synthetic=summary["trained_on"] == "synthetic")
+    summary["seconds"]["quicklook"] = round(time.perf_counter() - t0, 3)
+    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    write_json(summary, out_dir / SUMMARY)
+    log.info("%s: cloud cover %.3f, outputs in %s (%.1f s)", summary["scene"], summary["cloud_cover"] or 0.0,
+             out_dir, summary["seconds"]["total"])
+    return summary
+
+
+def _check_scene(
+    checkpoint: Path, s2: Path, s1: Path, settings: PredictSettings
+) -> tuple[dict[str, Any], SceneGrid, torch.device]:
+    """The checkpoint (refused if it is the pretext's), the S2 grid (inputs checked) and the device to run on."""
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt["model_name"] == PRETEXT or ckpt["n_classes"] != N_CLASSES:
+        raise CheckpointError(
+            f"{checkpoint} holds the self-supervised pretext network ({ckpt['n_classes']} direction classes), "
+            f"not a cloud-removal or land-cover model. Fix: pass the best.pt of {', '.join(MODEL_NAMES)} "
+            "or an ssl_* run")
+    size = int(ckpt["patch_size"])
+    grid = check_s2(s2, size)
+    check_s1(s1, grid)
+    if settings.overlap >= size:
+        raise ConfigError(f"predict.overlap must be smaller than the {size}-px window, got {settings.overlap}")
+    # "auto" without CUDA is simply the CPU here (resolve_device would log it as a training decision)
+    device = resolve_device("cpu" if settings.device == "auto" and not torch.cuda.is_available() else settings.device)
+    return ckpt, grid, device
+
+
+def _scene_summary(ckpt: Mapping[str, Any], card: Mapping[str, Any] | None, checkpoint: Path, s2: Path, s1: Path,
+                   grid: SceneGrid, settings: PredictSettings, clouds: Mapping[str, int],
+                   windows: Mapping[str, Any], heads: tuple[str, ...], *, name: str,
+                   seconds: dict[str, float]) -> dict[str, Any]:
+    """The content of ``summary.json`` (module docstring), before the quicklook's and the total time."""
+    ys, xs, probs, size = windows["ys"], windows["xs"], windows["probs"], int(ckpt["patch_size"])
     trained_on = card.get("data", {}).get("source", "unknown") if card else "unknown"
     summary: dict[str, Any] = {
-        "scene": name or s2.stem,
+        "scene": name,
         "model": ckpt["model_name"],
         "run": card.get("run") if card else None,
         "checkpoint": str(checkpoint),
@@ -589,19 +515,10 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
                                 if probs is not None else None),
         "outputs": [CLOUD_MASK] + ([CLOUD_FREE] if RECON in heads else []) + ([LANDCOVER] if probs is not None
                                                                               else []) + [SUMMARY, QUICKLOOK],
-        "seconds": {"cloud_mask": round(t_mask, 3), "windows": round(t_windows, 3)},
+        "seconds": seconds,
         "software": {"torch": torch.__version__, "rasterio": rasterio.__version__,
                      "gdal": rasterio.__gdal_version__, "python": sys.version.split()[0]},
     }
     if summary["class_probabilities"]:
         summary["dominant_class"] = max(summary["class_probabilities"], key=summary["class_probabilities"].get)
-    t0 = time.perf_counter()
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        write_quicklook(out_dir, out_dir / QUICKLOOK, s2_path=s2, title=f"{summary['scene']} — {ckpt['model_name']}",
-                        synthetic=trained_on == "synthetic")
-    summary["seconds"]["quicklook"] = round(time.perf_counter() - t0, 3)
-    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
-    write_json(summary, out_dir / SUMMARY)
-    log.info("%s: cloud cover %.3f, outputs in %s (%.1f s)", summary["scene"], summary["cloud_cover"] or 0.0,
-             out_dir, summary["seconds"]["total"])
     return summary

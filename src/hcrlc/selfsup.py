@@ -65,13 +65,15 @@ import csv
 import logging
 import shutil
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from torch.utils.data import Subset
+from torch.utils.data import Dataset, Subset
 
 from hcrlc.data.dataset import TripletDataset, load_index
 from hcrlc.errors import ConfigError
+from hcrlc.model_specs import SSL_MODEL
 from hcrlc.models import resolve_model_config
 from hcrlc.paper import LABEL_FRACTIONS
 from hcrlc.pretext import PretextDataset, nested_label_subsets
@@ -92,8 +94,6 @@ __all__ = ["NEW_LAYERS", "PRETEXT_SKIP", "SSL_MODEL", "pretext_datasets", "prete
 
 log = logging.getLogger(__name__)
 
-#: The downstream network of the self-supervised schedule (module docstring).
-SSL_MODEL = "hcr_lc_uncertain"
 #: Pretext weights that do not carry over: the 4-way direction head.
 PRETEXT_SKIP = ("classifier.head",)
 #: The layers the pretext network lacks: the only ones the frozen stage trains.
@@ -176,33 +176,13 @@ def ssl_job(
 
     Returns:
         ``run``, ``best_stage`` (the last stage), ``best_epoch`` (counted over the whole run), ``best_value``
-        (validation micro-F1),
-        ``n_train`` (the labelled subset), ``n_val``, ``metrics`` (one dict per epoch), ``best_path``,
+        (validation micro-F1), ``n_train`` (the labelled subset), ``n_val``, ``metrics`` (one dict per epoch), ``best_path``,
         ``metrics_path``.
     """
     ssl_on = pretext_checkpoint is not None
-    if not run.startswith("ssl_on_" if ssl_on else "ssl_off_"):
-        raise ConfigError(
-            f"run {run!r}: ssl_on_… runs start from a pretext checkpoint and ssl_off_… runs from scratch; "
-            f"got pretext_checkpoint={pretext_checkpoint!r}"
-        )
-    if fraction not in LABEL_FRACTIONS:
-        raise ConfigError(f"label fraction {fraction} % is not one of Fig. 4's {list(LABEL_FRACTIONS)}")
-    if frozen_epochs < 0 or finetune_epochs < 1:
-        raise ConfigError(f"ssl needs frozen_epochs >= 0 and finetune_epochs >= 1, got {frozen_epochs} and "
-                          f"{finetune_epochs}")
-    if scratch_epochs is not None and scratch_epochs < 1:
-        raise ConfigError(f"ssl.scratch_epochs must be >= 1 or null (= training.epochs), got {scratch_epochs}")
+    _check_ssl_arguments(run, pretext_checkpoint, fraction, frozen_epochs, finetune_epochs, scratch_epochs)
     out_dir = Path(out_dir)
-    resume_dir = out_dir / "resume"
-
-    train_split = TripletDataset(load_index(index_path, "train"), shards_dir, masks_dir)
-    val_ds = TripletDataset(load_index(index_path, "val"), shards_dir, masks_dir)
-    rows = nested_label_subsets(len(train_split), list(LABEL_FRACTIONS), seed)[fraction]
-    train_ds = Subset(train_split, rows.tolist())
-    log.info("%s: %d of %d labelled training patches (%d %%), %d val", run, len(train_ds), len(train_split),
-             fraction, len(val_ds))
-
+    train_ds, val_ds = _labelled_split(run, index_path, shards_dir, masks_dir, fraction, seed)
     model_cfg = resolve_model_config(model_cfg)
     cfg = resolve_training_config({**(train_cfg or {}), "seed": seed})
     scratch_epochs = cfg["epochs"] if scratch_epochs is None else scratch_epochs
@@ -210,10 +190,8 @@ def ssl_job(
     if ssl_on:
         load_checkpoint(pretext_checkpoint, expected_name=PRETEXT)
         pretext_sha256 = file_sha256(Path(pretext_checkpoint))
-    tensorboard_dir = out_dir / "tensorboard"
-    if not (resume_dir / "run.pt").is_file():  # a run that starts over: no curves of the one it replaces
-        shutil.rmtree(tensorboard_dir, ignore_errors=True)
-    _check_run_identity(resume_dir / "run.pt", {
+    ssl = _SslRun(run, train_ds, val_ds, out_dir, model_cfg, cfg, code_version)
+    _start_run(ssl, {
         "model_name": run,
         "model_cfg": model_cfg,
         "train_cfg": {k: v for k, v in cfg.items() if k != "epochs"},  # each stage sets its own
@@ -226,32 +204,107 @@ def ssl_job(
         "scratch_epochs": None if ssl_on else scratch_epochs,
         "code_version": code_version,
     })
-
-    def stage(stage_name: str, epochs: int, offset: int, **init: Any) -> tuple[str, int, Path]:
-        stage_dir = resume_dir / stage_name
-        if (stage_dir / "best.pt").is_file() and not (stage_dir / "resume" / "state.pt").is_file():
-            log.info("%s: stage %s already complete in %s", run, stage_name, stage_dir)
-        else:
-            log.info("%s: stage %s, %d epoch(s)", run, stage_name, epochs)
-            # the stage's curves outlive resume/: the run's own tensorboard/, one sub-folder (a TensorBoard
-            # run) per stage, steps on the run's epoch axis
-            train_model(SSL_MODEL, train_ds, val_ds, stage_dir, model_cfg=model_cfg,
-                        train_cfg={**cfg, "epochs": epochs}, code_version=code_version,
-                        tensorboard_dir=tensorboard_dir / stage_name, epoch_offset=offset, **init)
-        return stage_name, epochs, stage_dir / "best.pt"
-
-    if not ssl_on:
-        stages = [stage("scratch", scratch_epochs, 0)]
-    elif frozen_epochs == 0:
-        stages = [stage("finetune", finetune_epochs, 0, init_checkpoint=pretext_checkpoint,
-                        init_skip=PRETEXT_SKIP)]
-    else:
-        frozen = stage("frozen", frozen_epochs, 0, init_checkpoint=pretext_checkpoint, init_skip=PRETEXT_SKIP,
-                       trainable=NEW_LAYERS)
-        stages = [frozen, stage("finetune", finetune_epochs, frozen_epochs, init_checkpoint=frozen[2])]
+    stages = _run_stages(ssl, pretext_checkpoint, frozen_epochs, finetune_epochs, scratch_epochs)
     return _write_run_outputs(run, stages, out_dir, extra={
         "label_fraction": fraction, "n_train": len(train_ds), "n_val": len(val_ds),
         "pretext_checkpoint_sha256": pretext_sha256})
+
+
+def _check_ssl_arguments(
+    run: str,
+    pretext_checkpoint: str | Path | None,
+    fraction: int,
+    frozen_epochs: int,
+    finetune_epochs: int,
+    scratch_epochs: int | None,
+) -> None:
+    """:class:`ConfigError` for arguments of :func:`ssl_job` that do not make a run of Fig. 4."""
+    if not run.startswith("ssl_on_" if pretext_checkpoint is not None else "ssl_off_"):
+        raise ConfigError(
+            f"run {run!r}: ssl_on_… runs start from a pretext checkpoint and ssl_off_… runs from scratch; "
+            f"got pretext_checkpoint={pretext_checkpoint!r}"
+        )
+    if fraction not in LABEL_FRACTIONS:
+        raise ConfigError(f"label fraction {fraction} % is not one of Fig. 4's {list(LABEL_FRACTIONS)}")
+    if frozen_epochs < 0 or finetune_epochs < 1:
+        raise ConfigError(f"ssl needs frozen_epochs >= 0 and finetune_epochs >= 1, got {frozen_epochs} and "
+                          f"{finetune_epochs}")
+    if scratch_epochs is not None and scratch_epochs < 1:
+        raise ConfigError(f"ssl.scratch_epochs must be >= 1 or null (= training.epochs), got {scratch_epochs}")
+
+
+def _labelled_split(
+    run: str, index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path, fraction: int, seed: int
+) -> tuple[Dataset, Dataset]:
+    """The labelled ``fraction`` % of the training split (drawn from ``seed``) and the whole validation split."""
+    train_split = TripletDataset(load_index(index_path, "train"), shards_dir, masks_dir)
+    val_ds = TripletDataset(load_index(index_path, "val"), shards_dir, masks_dir)
+    rows = nested_label_subsets(len(train_split), list(LABEL_FRACTIONS), seed)[fraction]
+    train_ds = Subset(train_split, rows.tolist())
+    log.info("%s: %d of %d labelled training patches (%d %%), %d val", run, len(train_ds), len(train_split),
+             fraction, len(val_ds))
+    return train_ds, val_ds
+
+
+@dataclass(frozen=True)
+class _SslRun:
+    """What every stage of one SSL run shares: its data, folders and resolved config sections."""
+
+    run: str
+    train_ds: Dataset
+    val_ds: Dataset
+    out_dir: Path
+    model_cfg: dict[str, Any]
+    train_cfg: dict[str, Any]
+    code_version: str | None
+
+    @property
+    def resume_dir(self) -> Path:
+        return self.out_dir / "resume"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.out_dir / "tensorboard"
+
+
+def _start_run(ssl: _SslRun, identity: dict[str, Any]) -> None:
+    """Start the run over (no curves of the one it replaces) or check that its stages may be continued."""
+    if not (ssl.resume_dir / "run.pt").is_file():
+        shutil.rmtree(ssl.tensorboard_dir, ignore_errors=True)
+    _check_run_identity(ssl.resume_dir / "run.pt", identity)
+
+
+def _run_stages(
+    ssl: _SslRun,
+    pretext_checkpoint: str | Path | None,
+    frozen_epochs: int,
+    finetune_epochs: int,
+    scratch_epochs: int,
+) -> list[tuple[str, int, Path]]:
+    """Train the run's stages in order (module docstring); each stage's ``(name, epochs, best.pt)``."""
+    if pretext_checkpoint is None:
+        return [_train_stage(ssl, "scratch", scratch_epochs, 0)]
+    if frozen_epochs == 0:
+        return [_train_stage(ssl, "finetune", finetune_epochs, 0, init_checkpoint=pretext_checkpoint,
+                             init_skip=PRETEXT_SKIP)]
+    frozen = _train_stage(ssl, "frozen", frozen_epochs, 0, init_checkpoint=pretext_checkpoint,
+                          init_skip=PRETEXT_SKIP, trainable=NEW_LAYERS)
+    return [frozen, _train_stage(ssl, "finetune", finetune_epochs, frozen_epochs, init_checkpoint=frozen[2])]
+
+
+def _train_stage(ssl: _SslRun, stage_name: str, epochs: int, offset: int, **init: Any) -> tuple[str, int, Path]:
+    """Train one stage in ``resume/<stage_name>/`` unless it is complete; ``(stage_name, epochs, best.pt)``."""
+    stage_dir = ssl.resume_dir / stage_name
+    if (stage_dir / "best.pt").is_file() and not (stage_dir / "resume" / "state.pt").is_file():
+        log.info("%s: stage %s already complete in %s", ssl.run, stage_name, stage_dir)
+    else:
+        log.info("%s: stage %s, %d epoch(s)", ssl.run, stage_name, epochs)
+        # the stage's curves outlive resume/: the run's own tensorboard/, one sub-folder (a TensorBoard
+        # run) per stage, steps on the run's epoch axis
+        train_model(SSL_MODEL, ssl.train_ds, ssl.val_ds, stage_dir, model_cfg=ssl.model_cfg,
+                    train_cfg={**ssl.train_cfg, "epochs": epochs}, code_version=ssl.code_version,
+                    tensorboard_dir=ssl.tensorboard_dir / stage_name, epoch_offset=offset, **init)
+    return stage_name, epochs, stage_dir / "best.pt"
 
 
 def _check_run_identity(path: Path, identity: dict[str, Any]) -> None:

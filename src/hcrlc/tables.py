@@ -20,22 +20,14 @@ import pandas as pd
 from hcrlc.atomic import atomic_output
 from hcrlc.baselines import BASELINE_LABELS
 from hcrlc.errors import DataError
+from hcrlc.model_specs import MODEL_LABELS, MODELS
 from hcrlc.models import learnable_parameters
 from hcrlc.paper import TABLE1_PARAMS, TABLE2
-
-#: How the paper names each model (Table 2 rows, figure legends).
-MODEL_LABELS: dict[str, str] = {
-    "lc_net": "LC-Net",
-    "hcr_net": "HCR-Net",
-    "hcr_lc_equal": "HCR&LC-Net 1:1",
-    "hcr_lc_uncertain": "HCR&LC-Net uncertain",
-    "hcr_c_net": "HCR-Net + C-Net",
-}
 
 DATA_SOURCES = ("synthetic", "real")
 
 #: Table 1 row → the network that is counted (HCR&LC-Net 1:1 and uncertain share one architecture).
-TABLE1_MODELS: dict[str, str] = {"lc_net": "lc_net", "hcr_lc": "hcr_lc_equal", "hcr_c_net": "hcr_c_net"}
+TABLE1_MODELS: dict[str, str] = {spec.table1_row: name for name, spec in MODELS.items() if spec.table1_row}
 
 
 def table1(model_cfg: Mapping[str, Any] | None) -> pd.DataFrame:
@@ -66,8 +58,11 @@ TABLE2_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "psnr", "ssim")
 TABLE2_OURS_ONLY: tuple[str, ...] = ("ssim_standard",)
 IMAGE_QUALITY: tuple[str, ...] = ("psnr", "ssim", "ssim_standard")
 #: Rows whose image-quality cells stay empty, as in the paper: HCR-Net + C-Net's reconstruction is its frozen
-#: HCR-Net's, whose numbers are the HCR-Net row's (its metrics.json still holds them).
-NO_IMAGE_QUALITY: frozenset[str] = frozenset({"hcr_c_net"})
+#: HCR-Net's, whose numbers are the HCR-Net row's (its metrics.json still holds them): every model that
+#: reconstructs without training the reconstruction.
+NO_IMAGE_QUALITY: frozenset[str] = frozenset(
+    name for name, spec in MODELS.items() if spec.reconstructs and not spec.trains_reconstruction
+)
 
 
 def check_source(source: str) -> str:

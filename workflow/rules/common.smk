@@ -63,7 +63,8 @@ def threads_of(group):
 import hashlib
 import json
 
-from hcrlc.paper import MODEL_NAMES
+import hcrlc.model_specs
+from hcrlc.model_specs import FIG3_MODELS, MODEL_NAMES, MODELS
 
 SEEDS = list(config["seeds"])
 
@@ -85,7 +86,7 @@ def run_parts(run):
 
 RUNS = {model: [run_name(model, s) for s in SEEDS] for model in MODEL_NAMES}
 ALL_RUNS = [r for runs in RUNS.values() for r in runs]
-CLASSIFIERS = ["lc_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net"]
+CLASSIFIERS = list(hcrlc.model_specs.CLASSIFIERS)
 RUN_PATTERN = "(" + "|".join(MODEL_NAMES) + r")(_s\d+)?"
 
 
@@ -114,13 +115,11 @@ def ssl_training_config(wildcards):
 
 
 def hcr_checkpoint(wildcards):
-    """hcr_c_net freezes the hcr_net of the same seed: a DAG edge from that checkpoint."""
+    """A model that freezes another inside (hcr_c_net: hcr_net) gets that model's checkpoint of the same seed: a
+    DAG edge from it."""
     model, seed = run_parts(wildcards.run)
-    return (
-        [f"results/models/{run_name('hcr_net', seed)}/best.pt"]
-        if model == "hcr_c_net"
-        else []
-    )
+    frozen = MODELS[model].frozen_inside
+    return [f"results/models/{run_name(frozen, seed)}/best.pt"] if frozen else []
 
 
 PACKED = {

@@ -2,6 +2,8 @@
 
 import re
 
+from hcrlc.model_specs import SSL_MODEL
+
 # --- model cards: beside every best.pt, and with the test metrics once evaluated ----------------------------------
 CARD_RUNS = ALL_RUNS + ["pretext"] + SSL_RUNS
 
@@ -23,16 +25,16 @@ PREDICT_RUNS = ALL_RUNS + SSL_RUNS
 
 def predict_products(run):
     """The files `predict_scene` writes for a run: the cloud-free S2 needs a reconstruction head (not LC-Net),
-    the land cover a classification head (not HCR-Net); SSL runs are HCR&LC-Nets."""
-    model = run_parts(run)[0] if run in ALL_RUNS else "hcr_lc_uncertain"
+    the land cover a classification head (not HCR-Net); SSL runs train SSL_MODEL."""
+    spec = MODELS[run_parts(run)[0] if run in ALL_RUNS else SSL_MODEL]
     files = {
         "cloud_mask": "cloud_mask.tif",
         "summary": "summary.json",
         "quicklook": "quicklook.png",
     }
-    if model != "lc_net":
+    if spec.reconstructs:
         files["cloud_free"] = "cloud_free.tif"
-    if model != "hcr_net":
+    if spec.classifies:
         files["landcover"] = "landcover.tif"
     return {key: f"results/predict/{{name}}/{f}" for key, f in files.items()}
 

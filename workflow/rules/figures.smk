@@ -57,8 +57,7 @@ rule fig1:
 rule fig3:
     input:
         **PACKED,
-        hcr_net="results/eval/hcr_net/examples.npz",
-        hcr_lc_uncertain="results/eval/hcr_lc_uncertain/examples.npz",
+        **{m: f"results/eval/{m}/examples.npz" for m in FIG3_MODELS},
     output:
         png=report(
             "results/figures/fig3.png",

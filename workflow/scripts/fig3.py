@@ -2,10 +2,11 @@ from pathlib import Path
 
 from hcrlc.figures import fig3_from_files
 from hcrlc.logs import job_log
+from hcrlc.model_specs import FIG3_MODELS
 
 with job_log(snakemake.log[0]):
     fig3_from_files(
-        {"hcr_net": snakemake.input.hcr_net, "hcr_lc_uncertain": snakemake.input.hcr_lc_uncertain},
+        {model: snakemake.input[model] for model in FIG3_MODELS},
         snakemake.input.index,
         Path(snakemake.input.shards[0]).parents[1],
         Path(snakemake.input.masks[0]).parents[1],

@@ -35,13 +35,11 @@ from __future__ import annotations
 
 import io
 import logging
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import rasterio
 from rasterio.crs import CRS
 from rasterio.io import MemoryFile
 from rasterio.transform import Affine
@@ -49,14 +47,10 @@ from scipy import ndimage, stats
 from tqdm import tqdm
 
 from hcrlc.atomic import atomic_output
-from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.data.layout import (
-    patch_filename,
     scene_key,
     sen12ms_path,
     sen12mscr_path,
-    walk_sen12ms,
-    walk_sen12mscr,
 )
 from hcrlc.errors import ConfigError, DataError
 from hcrlc.paper import (
@@ -502,45 +496,53 @@ def generate_trees(
     progress = tqdm(ordered, desc="synthetic scenes", unit="scene", disable=None)
     for rank, (season, scene) in enumerate(progress):
         rng = np.random.default_rng([seed, 1, season_index[season], scene])
-        epsg, x0, y0 = _utm_georef(rng)
+        georef = _utm_georef(rng)
         patch_ids = _patch_ids(rng, per_scene)
         sim = _simulate_scene(rng, size, _palette(rank, group_order, rng), float(levels[rank]))
-        masks = []
-        for i, patch in enumerate(patch_ids.tolist()):
-            r, c = divmod(i, grid)
-            in_sen12ms = rank * per_scene + i not in only_sen12mscr
-            in_sen12mscr = rank * per_scene + i not in only_sen12ms
-            top, left = r * PATCH_STRIDE, c * PATCH_STRIDE
-            window = np.s_[:, top : top + PATCH_SIZE, left : left + PATCH_SIZE]
-            x, y = x0 + left * PIXEL_SIZE_M, y0 - top * PIXEL_SIZE_M
-            transform = Affine(PIXEL_SIZE_M, 0.0, x, 0.0, -PIXEL_SIZE_M, y)
-            s1 = _geotiff_bytes(sim.s1[window], epsg, transform)
-            s2 = _geotiff_bytes(sim.s2[window], epsg, transform)
-            if in_sen12ms:
-                lc = _geotiff_bytes(sim.lc[window], epsg, transform)
-                for kind, data in (("s1", s1), ("s2", s2), ("lc", lc)):
-                    _write_atomic(sen12ms_path(sen12ms_root, kind, season, scene, patch), data)
-            if in_sen12mscr:
-                cloudy = _geotiff_bytes(sim.s2_cloudy[window], epsg, transform)
-                for kind, data in (("s1", s1), ("s2", s2), ("s2_cloudy", cloudy)):
-                    _write_atomic(sen12mscr_path(sen12mscr_root, kind, season, scene, patch), data)
-            masks.append(sim.truth[window[1:]])
-            rows.append(
-                {
-                    "season": season,
-                    "scene": scene,
-                    "patch": patch,
-                    "row": r,
-                    "col": c,
-                    "in_sen12ms": in_sen12ms,
-                    "in_sen12mscr": in_sen12mscr,
-                    "cloud_fraction_true": float(masks[-1].mean()),
-                }
-            )
+        masks = _write_scene_patches(sim, patch_ids, grid, georef, (season, scene), roots, rank * per_scene,
+                                     (only_sen12ms, only_sen12mscr), rows)
         if truth_dir is not None:
             _write_truth(Path(truth_dir) / f"{scene_key(season, scene)}.npz", patch_ids, np.stack(masks))
     log.info("wrote %d synthetic patches of %d scene(s) to %s and %s", len(rows), len(ordered), *roots)
     return pd.DataFrame(rows)
+
+
+def _write_scene_patches(sim: _Scene, patch_ids: np.ndarray, grid: int, georef: tuple[int, float, float],
+                         where: tuple[str, int], roots: tuple[str | Path, str | Path], first: int,
+                         lonely: tuple[set[int], set[int]], rows: list[dict]) -> list[np.ndarray]:
+    """Cut one simulated scene ``sim`` into its ``grid × grid`` patches and write them to both trees.
+
+    ``georef``: EPSG code and the scene's top-left corner (m); ``where``: (season, scene); ``roots``: the
+    SEN12MS and SEN12MS-CR roots; ``first``: the index of the scene's first patch over all scenes; ``lonely``: those
+    indices of the patches written only to SEN12MS, only to SEN12MS-CR. Appends one row per patch (as :func:`generate_trees` returns) to ``rows``; returns the true
+    (256, 256) cloud masks.
+    """
+    (epsg, x0, y0), (season, scene), (sen12ms_root, sen12mscr_root), (only_sen12ms, only_sen12mscr) = (
+        georef, where, roots, lonely)
+    masks = []
+    for i, patch in enumerate(patch_ids.tolist()):
+        r, c = divmod(i, grid)
+        in_sen12ms = first + i not in only_sen12mscr
+        in_sen12mscr = first + i not in only_sen12ms
+        top, left = r * PATCH_STRIDE, c * PATCH_STRIDE
+        window = np.s_[:, top : top + PATCH_SIZE, left : left + PATCH_SIZE]
+        x, y = x0 + left * PIXEL_SIZE_M, y0 - top * PIXEL_SIZE_M
+        transform = Affine(PIXEL_SIZE_M, 0.0, x, 0.0, -PIXEL_SIZE_M, y)
+        s1 = _geotiff_bytes(sim.s1[window], epsg, transform)
+        s2 = _geotiff_bytes(sim.s2[window], epsg, transform)
+        if in_sen12ms:
+            lc = _geotiff_bytes(sim.lc[window], epsg, transform)
+            for kind, data in (("s1", s1), ("s2", s2), ("lc", lc)):
+                _write_atomic(sen12ms_path(sen12ms_root, kind, season, scene, patch), data)
+        if in_sen12mscr:
+            cloudy = _geotiff_bytes(sim.s2_cloudy[window], epsg, transform)
+            for kind, data in (("s1", s1), ("s2", s2), ("s2_cloudy", cloudy)):
+                _write_atomic(sen12mscr_path(sen12mscr_root, kind, season, scene, patch), data)
+        masks.append(sim.truth[window[1:]])
+        rows.append({"season": season, "scene": scene, "patch": patch, "row": r, "col": c,
+                     "in_sen12ms": in_sen12ms, "in_sen12mscr": in_sen12mscr,
+                     "cloud_fraction_true": float(masks[-1].mean())})
+    return masks
 
 
 def read_truth(truth_dir: str | Path, season: str, scene: int) -> dict[int, np.ndarray]:
@@ -551,55 +553,3 @@ def read_truth(truth_dir: str | Path, season: str, scene: int) -> dict[int, np.n
     with np.load(path) as f:
         masks = np.unpackbits(f["mask"], axis=-1, count=PATCH_SIZE).astype(bool)
         return dict(zip(f["patch"].tolist(), masks))
-
-
-# --- Checks on the generated trees --------------------------------------------------------------------------
-
-
-def write_igbp_probability_labels(sen12ms_root: str | Path, out_pkl: str | Path) -> None:
-    """Write labels in the format of the official ``IGBP_probability_labels.pkl``.
-
-    A pickled dict: S2 file name (e.g. ``ROIs1158_spring_s2_1_p407.tif``) → (17,) float64 fractions of IGBP
-    classes 1–17 in lc band 1 of that patch.
-    """
-    files = walk_sen12ms(sen12ms_root)
-    labels: dict[str, np.ndarray] = {}
-    for row in files[files["kind"] == "lc"].itertuples(index=False):
-        with rasterio.open(row.path) as src:
-            igbp = src.read(1)
-        labels[patch_filename("s2", row.season, row.scene, row.patch)] = igbp_fractions_from_lc(igbp)
-    _write_atomic(Path(out_pkl), pickle.dumps(labels, protocol=pickle.HIGHEST_PROTOCOL))
-
-
-def measure_cloud_iou(
-    sen12mscr_root: str | Path,
-    truth_dir: str | Path,
-    threshold: float = 0.4,
-    average_over: int = 1,
-    dilation_size: int = 1,
-) -> float:
-    """IoU of stock s2cloudless masks of every cloudy S2 patch against the true masks, pooled over all pixels.
-
-    s2cloudless runs as the authors ran it (``all_bands=True`` on reflectance clipped to [0, 10000] / 10000).
-    Pooled (sum of intersections / sum of unions) because a clear patch has no IoU of its own.
-    """
-    from s2cloudless import S2PixelCloudDetector  # slow import (LightGBM), only needed here
-
-    detector = S2PixelCloudDetector(
-        threshold=threshold, average_over=average_over, dilation_size=dilation_size, all_bands=True
-    )
-    files = walk_sen12mscr(sen12mscr_root)
-    cloudy = files[files["kind"] == "s2_cloudy"]
-    intersection = union = 0
-    for (season, scene), group in cloudy.groupby(["season", "scene"], sort=True):
-        truth = read_truth(truth_dir, season, scene)
-        images = []
-        for path in group["path"]:
-            with rasterio.open(path) as src:
-                images.append(np.moveaxis(src.read(), 0, -1))
-        data = np.clip(np.stack(images).astype(np.float32), 0, S2_SCALE) / S2_SCALE
-        predicted = detector.get_cloud_masks(data).astype(bool)
-        true = np.stack([truth[int(p)] for p in group["patch"]])
-        intersection += int(np.sum(predicted & true))
-        union += int(np.sum(predicted | true))
-    return intersection / union if union else 1.0

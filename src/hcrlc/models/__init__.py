@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from hcrlc.errors import ConfigError
+from hcrlc.model_specs import LOGITS, MODEL_NAMES, MODELS, RECON
 from hcrlc.models.cnet import CNet, HcrCNet, cnet_feature_size
-from hcrlc.models.unet import LOGITS, RECON, UNet, check_unet_input_size
-from hcrlc.paper import MODEL_NAMES, PATCH_SIZE, S1_BANDS, S2_BANDS
+from hcrlc.models.unet import UNet, check_unet_input_size
+from hcrlc.paper import PATCH_SIZE, S1_BANDS, S2_BANDS
 
 __all__ = [
     "LOGITS",
@@ -86,18 +87,20 @@ def build_model(
     """
     if name not in MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}; choose one of {list(MODEL_NAMES)}")
+    spec = MODELS[name]
     cfg = resolve_model_config(model_cfg)
     widths, cls_widths = list(cfg["widths"]), list(cfg["cls_widths"])
-    if name == "hcr_net" and n_classes != N_CLASSES:
+    if not spec.classifies and n_classes != N_CLASSES:
         raise ConfigError(f"model {name!r} has no classification head; n_classes={n_classes} does not apply")
-    unet_classifies = name in ("lc_net", "hcr_lc_equal", "hcr_lc_uncertain")
-    check_unet_input_size(patch_size, widths, cls_widths if unet_classifies else None)
-    if name == "hcr_c_net":
+    # a model that freezes a trained model inside builds that one's U-Net, and its own classifier after it
+    unet_spec = MODELS[spec.frozen_inside] if spec.frozen_inside else spec
+    check_unet_input_size(patch_size, widths, cls_widths if unet_spec.classifies else None)
+    if spec.frozen_inside:
         cnet_feature_size(cfg["cnet_layers"], patch_size)  # fail before allocating the U-Net
-    unet = UNet(widths, cls_widths, reconstruct=name != "lc_net", classify=unet_classifies,
+    unet = UNet(widths, cls_widths, reconstruct=unet_spec.reconstructs, classify=unet_spec.classifies,
                 in_channels=IN_CHANNELS, out_bands=S2_BANDS, n_classes=n_classes,
                 recon_head_init=cfg["recon_head_init"])
-    if name != "hcr_c_net":
+    if not spec.frozen_inside:
         return unet
     cnet = CNet(cfg["cnet_layers"], cfg["cnet_hidden"], float(cfg["cnet_dropout"]), patch_size=patch_size,
                 in_channels=IN_CHANNELS, n_classes=n_classes)

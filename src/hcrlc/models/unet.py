@@ -29,10 +29,9 @@ import torch
 from torch import nn
 
 from hcrlc.errors import ConfigError
+from hcrlc.model_specs import LOGITS, RECON
 
 #: Keys of the output dict, and the values of a model's ``heads``.
-RECON = "recon"
-LOGITS = "logits"
 
 
 def check_unet_input_size(size: int, widths: Sequence[int], cls_widths: Sequence[int] | None) -> None:
