@@ -63,7 +63,7 @@ def threads_of(group):
 import hashlib
 import json
 
-import hcrlc.model_specs
+from hcrlc.model_specs import CLASSIFIERS as CLASSIFYING_MODELS
 from hcrlc.model_specs import FIG3_MODELS, MODEL_NAMES, MODELS
 
 SEEDS = list(config["seeds"])
@@ -86,7 +86,7 @@ def run_parts(run):
 
 RUNS = {model: [run_name(model, s) for s in SEEDS] for model in MODEL_NAMES}
 ALL_RUNS = [r for runs in RUNS.values() for r in runs]
-CLASSIFIERS = list(hcrlc.model_specs.CLASSIFIERS)
+CLASSIFIERS = list(CLASSIFYING_MODELS)
 RUN_PATTERN = "(" + "|".join(MODEL_NAMES) + r")(_s\d+)?"
 
 
@@ -97,7 +97,7 @@ def training_config(run):
 
 
 def pretext_training_config():
-    """`training` with the `models.pretext` overrides, less what the pretext rule sets itself (epochs:
+    """`training` with the `models.pretext` overrides, less what the pretext job sets itself (epochs:
     ssl.pretext_epochs, seed: ssl.seed) or cannot use (gpus: one device), so that they do not rerun it.
     """
     cfg = {**config["training"], **config["models"].get("pretext", {})}
