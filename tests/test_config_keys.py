@@ -35,6 +35,7 @@ OBSERVABLE: dict[str, str] = {
     "synthetic.only_in_one_tree": "synthetic_tree",
     "split.seed": "index", "split.val_fraction": "index", "split.val_mode": "index",
     "labels.threshold": "index",
+    "shards.compression": "shards",
     "masks.engine": "cloud_masks", "masks.threshold": "cloud_masks", "masks.average_over": "cloud_masks",
     "masks.dilation_size": "cloud_masks", "masks.max_nodata_fraction": "index",
     **{f"model.{k}": "train_model" for k in ("widths", "cls_widths", "cnet_layers", "cnet_hidden", "cnet_dropout",

@@ -1,4 +1,5 @@
 from hcrlc.data.layout import list_scenes, require_tree, scene_key
+from hcrlc.data.shards import shard_files
 from hcrlc.errors import DataError
 
 
@@ -122,12 +123,15 @@ def hcr_checkpoint(wildcards):
     return [f"results/models/{run_name(frozen, seed)}/best.pt"] if frozen else []
 
 
+#: file names of the packed arrays of a scene shard (.npy, or .b2nd for S2 with shards.compression: zstd)
+SHARD_FILES = shard_files(config["shards"]["compression"])
+
 PACKED = {
     "index": "results/data/index.parquet",
     "shards": expand(
         "results/shards/{scene}/{f}",
         scene=SCENES,
-        f=["s1.npy", "s2.npy", "s2_cloudy.npy"],
+        f=list(SHARD_FILES.values()),
     ),
     "masks": expand("results/masks/{scene}/mask.npy", scene=SCENES),
 }

@@ -45,9 +45,7 @@ rule shards:
     output:
         multiext(
             "results/shards/{scene}/",
-            "s1.npy",
-            "s2.npy",
-            "s2_cloudy.npy",
+            *SHARD_FILES.values(),
             "table.parquet",
         ),
     log:
@@ -59,6 +57,7 @@ rule shards:
         **resources_of("shards"),
     params:
         code=code_of("shards.py"),
+        compression=config["shards"]["compression"],
     script:
         "../scripts/shards.py"
 

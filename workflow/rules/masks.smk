@@ -1,6 +1,6 @@
 rule cloud_masks:
     input:
-        s2_cloudy="results/shards/{scene}/s2_cloudy.npy",
+        s2_cloudy=f"results/shards/{{scene}}/{SHARD_FILES['s2_cloudy']}",
         table="results/shards/{scene}/table.parquet",
     output:
         mask="results/masks/{scene}/mask.npy",

@@ -10,4 +10,5 @@ with job_log(snakemake.log[0]):
     season, scene = parse_scene_key(snakemake.wildcards.scene)
     listing = pd.read_parquet(snakemake.input[0])
     rows = listing[(listing.season == season) & (listing.scene == scene)]
-    scan_scene(rows, Path(snakemake.output[0]).parent, threads=snakemake.threads)
+    scan_scene(rows, Path(snakemake.output[0]).parent, threads=snakemake.threads,
+               compression=snakemake.params.compression)
