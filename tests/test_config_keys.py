@@ -147,7 +147,8 @@ def jobs_of(overlay: dict, targets: tuple[str, ...], workdir: Path) -> tuple[dic
     from snakemake.settings.types import ConfigSettings, DAGSettings, OutputSettings, ResourceSettings
 
     with contextlib.redirect_stderr(io.StringIO()), SnakemakeApi(OutputSettings()) as api:
-        wf = api.workflow(resource_settings=ResourceSettings(cores=1),
+        # more cores than any job asks for, so that a job's `threads` is not capped and a change shows
+        wf = api.workflow(resource_settings=ResourceSettings(cores=64),
                           config_settings=ConfigSettings(configfiles=[SMOKE], config=overlay),
                           snakefile=REPO / "Snakefile", workdir=workdir)
         dag_api = wf.dag(DAGSettings(targets=set(targets), forceall=True))
@@ -172,6 +173,8 @@ def target_of(key: str) -> tuple[str, ...]:
 
 
 def base_overlay(key: str, tmp: Path) -> dict:
+    if key == "models.ssl.epochs":  # it counts for the ssl_off runs only when ssl.scratch_epochs is null
+        return {"ssl": {"scratch_epochs": None}}
     if key.startswith(("predict.", "resources.predict.")):
         return yaml.safe_load((REPO / "configs" / "predict_demo.yaml").read_text())
     return {}
