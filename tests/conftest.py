@@ -62,6 +62,19 @@ def snakemake(workdir: Path, *args: str, check: bool = True, snakefile: Path = R
     return proc
 
 
+@pytest.fixture
+def repo_copy(tmp_path) -> Path:
+    """The workflow and library copied with their modification times, to edit without touching the repository."""
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ["Snakefile", "config.yaml"]:
+        shutil.copy2(REPO / name, copy / name)
+    for name in ["workflow", "src", "configs", "envs", "profiles"]:
+        shutil.copytree(REPO / name, copy / name, ignore=ignore)
+    return copy
+
+
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> Path:
     """A workdir holding the whole default workflow run on the smoke config (once per test module)."""

@@ -12,12 +12,10 @@ Regenerate README's table after an import change with ``PYTHONPATH=src python te
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
 from functools import cache
-from pathlib import Path
 
 import pytest
 
@@ -158,19 +156,6 @@ def test_readme_holds_the_computed_table():
 
 
 # --- the same, by Snakemake: dry runs on a finished smoke run ------------------------------------------------------
-
-
-@pytest.fixture
-def repo_copy(tmp_path) -> Path:
-    """The workflow and library copied with their modification times, to edit without touching the repository."""
-    copy = tmp_path / "repo"
-    copy.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for name in ["Snakefile", "config.yaml"]:
-        shutil.copy2(REPO / name, copy / name)
-    for name in ["workflow", "src", "configs", "envs", "profiles"]:
-        shutil.copytree(REPO / name, copy / name, ignore=ignore)
-    return copy
 
 
 def planned_rules(proc: subprocess.CompletedProcess) -> set[str]:

@@ -208,19 +208,6 @@ def test_mask_threshold_reruns_masks_and_downstream_not_listing(smoke_run, tmp_p
 DATA_RULES = {"synthetic_tree", "listing", "shards", "cloud_masks", "index"}
 
 
-@pytest.fixture
-def repo_copy(tmp_path) -> Path:
-    """The workflow and library copied with their modification times, for edits a test must not make in place."""
-    copy = tmp_path / "repo"
-    copy.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
-    for name in ["Snakefile", "config.yaml"]:
-        shutil.copy2(REPO / name, copy / name)
-    for name in ["workflow", "src", "configs", "envs", "profiles"]:
-        shutil.copytree(REPO / name, copy / name, ignore=ignore)
-    return copy
-
-
 def dry_run_of(repo: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return snakemake(workdir, "-n", *args, "--configfile", str(repo / "configs" / "smoke.yaml"),
                      snakefile=repo / "Snakefile")
