@@ -34,18 +34,12 @@ from hcrlc.data.dataset import TripletDataset, load_index
 from hcrlc.devices import resolve_device
 from hcrlc.errors import DataError
 from hcrlc.metrics import reconstruction_metrics, summarise_test_metrics
+from hcrlc.model_specs import CLOUDY_INPUT, CONSTANT_PREDICTION
 from hcrlc.paper import CLASSES, S2_BANDS, TARGET_COLUMNS
 from hcrlc.test_pass import run_test_pass
 
 log = logging.getLogger(__name__)
 
-CLOUDY_INPUT = "cloudy_input"
-CONSTANT_PREDICTION = "constant_prediction"
-#: Baseline name -> how tables and figures label it.
-BASELINE_LABELS: dict[str, str] = {
-    CLOUDY_INPUT: "cloudy input (baseline)",
-    CONSTANT_PREDICTION: "constant prediction (baseline)",
-}
 BASELINE_DEFINITIONS: dict[str, str] = {
     CLOUDY_INPUT: "no network: the cloudy S2 (the first 13 input channels, clipped to [0, 10000] and "
                   "divided by 10,000 as the networks see them) taken as the prediction of the clear S2; PSNR "

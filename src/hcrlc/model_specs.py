@@ -27,7 +27,10 @@ from hcrlc.errors import ConfigError
 from hcrlc.paper import TABLE2
 
 __all__ = [
+    "BASELINE_LABELS",
     "CLASSIFIERS",
+    "CLOUDY_INPUT",
+    "CONSTANT_PREDICTION",
     "FIG3_MODELS",
     "LOGITS",
     "MODELS",
@@ -121,6 +124,15 @@ CLASSIFIERS: tuple[str, ...] = tuple(name for name, spec in MODELS.items() if sp
 
 #: The models whose reconstructions the paper's Fig. 3 shows beside the cloudy input and the target.
 FIG3_MODELS: tuple[str, ...] = ("hcr_net", "hcr_lc_uncertain")
+
+#: The trivial baselines (:mod:`hcrlc.baselines` computes them): name -> how tables and figures label it. Here, not
+#: there, so that tables and figures do not import the data stack (nor rerun when it changes).
+CLOUDY_INPUT = "cloudy_input"
+CONSTANT_PREDICTION = "constant_prediction"
+BASELINE_LABELS: dict[str, str] = {
+    CLOUDY_INPUT: "cloudy input (baseline)",
+    CONSTANT_PREDICTION: "constant prediction (baseline)",
+}
 
 #: The self-supervised pretext task (paper §4), trained by the same loop as the five models.
 PRETEXT = "pretext"

@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from hcrlc.atomic import atomic_output
-from hcrlc.baselines import BASELINE_LABELS
 from hcrlc.errors import DataError
-from hcrlc.model_specs import MODEL_LABELS, MODELS
+from hcrlc.model_specs import BASELINE_LABELS, MODEL_LABELS, MODELS
 from hcrlc.models import learnable_parameters
 from hcrlc.paper import TABLE1_PARAMS, TABLE2
 
