@@ -33,7 +33,7 @@ from torch.utils.data import Dataset
 from hcrlc.atomic import atomic_output
 from hcrlc.errors import DataError
 from hcrlc.metrics import micro_f1
-from hcrlc.model_specs import MODEL_LABELS
+from hcrlc.model_specs import MODEL_LABELS, PRETEXT
 from hcrlc.paper import LABEL_FRACTIONS, PATCH_SIZE, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
 from hcrlc.tables import BASELINE_LABELS, check_source, read_metrics
 
@@ -434,7 +434,7 @@ def _run_title(run: str) -> str:
     if match:
         how = "with pretext" if match["pretext"] == "on" else "from scratch"
         return f"{run}: {how}, {match['fraction']} % labels"
-    if run == "pretext":
+    if run == PRETEXT:
         return "pretext (4-way neighbour direction)"
     model, _, seed = run.partition("_s")
     label = MODEL_LABELS.get(model, run)

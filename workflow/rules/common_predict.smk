@@ -2,15 +2,15 @@
 
 import re
 
-from hcrlc.model_specs import SSL_MODEL
+from hcrlc.model_specs import PRETEXT, SSL_MODEL
 
 # --- model cards: beside every best.pt, and with the test metrics once evaluated ----------------------------------
-CARD_RUNS = ALL_RUNS + ["pretext"] + SSL_RUNS
+CARD_RUNS = ALL_RUNS + [PRETEXT] + SSL_RUNS
 
 
 def training_code(wildcards):
     """The code hash of the rule that trained the run (its params.code)."""
-    if wildcards.run == "pretext":
+    if wildcards.run == PRETEXT:
         return code_of("pretext.py")
     if wildcards.run in SSL_RUNS:
         return code_of("ssl_run.py")
