@@ -91,28 +91,31 @@ CLASSIFIERS = list(CLASSIFYING_MODELS)
 RUN_PATTERN = "(" + "|".join(MODEL_NAMES) + r")(_s\d+)?"
 
 
+def merged_training(model, drop=()):
+    """`training` merged with `model`'s overrides in `models`, less the keys in `drop`."""
+    cfg = {**config["training"], **config["models"].get(model, {})}
+    return {k: v for k, v in cfg.items() if k not in drop}
+
+
 def training_config(run):
-    """`training` merged with the model's overrides in `models`; the run's seed from `seeds`."""
+    """The training settings of a run of Table 2's models; its seed from `seeds`."""
     model, seed = run_parts(run)
-    return {**config["training"], **config["models"].get(model, {}), "seed": seed}
+    return {**merged_training(model), "seed": seed}
 
 
 def pretext_training_config():
-    """`training` with the `models.pretext` overrides, less what the pretext job sets itself (epochs:
-    ssl.pretext_epochs, seed: ssl.seed) or cannot use (gpus: one device), so that they do not rerun it.
+    """The pretext's training settings, less what its job sets itself (epochs: ssl.pretext_epochs; the seed is
+    ssl.seed) or cannot use (gpus: one device), so that they do not rerun it.
     """
-    cfg = {**config["training"], **config["models"].get("pretext", {})}
-    return {k: v for k, v in cfg.items() if k not in ("epochs", "seed", "gpus")}
+    return merged_training("pretext", drop=("epochs", "gpus"))
 
 
 def ssl_training_config(wildcards):
-    """`training` with the `models.ssl` overrides for one SSL run, less its seed (ssl.seed) and gpus (one
-    device); `epochs` only for ssl_off with ssl.scratch_epochs null (ssl_on's stages have their own).
+    """The training settings of one SSL run (seed: ssl.seed), less gpus (one device); `epochs` only for ssl_off
+    with ssl.scratch_epochs null (ssl_on's stages have their own).
     """
-    cfg = {**config["training"], **config["models"].get("ssl", {})}
     scratch = wildcards.mode == "off" and config["ssl"]["scratch_epochs"] is None
-    drop = ("seed", "gpus") if scratch else ("seed", "gpus", "epochs")
-    return {k: v for k, v in cfg.items() if k not in drop}
+    return merged_training("ssl", drop=("gpus",) if scratch else ("gpus", "epochs"))
 
 
 def hcr_checkpoint(wildcards):
