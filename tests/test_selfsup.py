@@ -264,6 +264,12 @@ def test_pretext_pairs_overlap_by_half_on_the_side_their_direction_names(packed)
                 assert np.array_equal(own_s1[anchor_side[d]], item["x"][13:].numpy()[neighbour_side[d]])
                 seen.add(d)
     assert len(seen) >= 2
+    # validation: every (anchor, neighbour) pair exactly once, the same in every epoch
+    pairs = {(int(a), int(d)) for a in set(val_ds.anchors) for d in np.flatnonzero(val_ds.neighbours[a] >= 0)}
+    listed = [(int(val_ds.anchors[i]), val_ds.direction(i)) for i in range(len(val_ds))]
+    assert sorted(listed) == sorted(pairs) and len(listed) > len(set(val_ds.anchors))
+    val_ds.set_epoch(5)
+    assert [(int(val_ds.anchors[i]), val_ds.direction(i)) for i in range(len(val_ds))] == listed
 
 
 def ssl(run: str, packed: dict, out_dir: Path, pretext: Path | None, fraction: int = 25, frozen: int = 1,

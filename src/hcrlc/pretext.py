@@ -70,12 +70,17 @@ class PretextDataset(Dataset):
     and resumable; call :meth:`set_epoch` before each epoch. Patches without any neighbour are left out (logged).
 
     Every row of ``frame`` can be a neighbour; ``anchor`` (bool, one per row; default all) says which rows are
-    anchors, i.e. items. A validation set takes its anchors from the val split and its neighbours from train
-    and val, since a random 10 % of a scene's patches rarely neighbour each other.
+    anchors. A validation set takes its anchors from the val split and its neighbours from train and val, since
+    a random 10 % of a scene's patches rarely neighbour each other.
+
+    ``every_pair=True`` (validation) makes every (anchor, existing neighbour) pair one fixed item instead: the
+    set is the same in every epoch and weighs every direction a patch has, so the best epoch is not chosen on
+    one random draw of directions (the demo has 11 validation anchors and 31 such pairs).
+    ``anchors[i]`` is item ``i``'s anchor row in both modes.
     """
 
     def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path, seed: int = 0,
-                 anchor: np.ndarray | None = None) -> None:
+                 anchor: np.ndarray | None = None, every_pair: bool = False) -> None:
         frame = frame.reset_index(drop=True)
         neighbours = find_neighbours(frame)
         eligible = np.ones(len(frame), dtype=bool) if anchor is None else np.asarray(anchor, dtype=bool)
@@ -88,6 +93,10 @@ class PretextDataset(Dataset):
                      int((eligible & ~keep).sum()), int(eligible.sum()))
         self.anchors = np.flatnonzero(keep)
         self.neighbours = neighbours
+        self._fixed: np.ndarray | None = None  # every_pair: the direction of each item
+        if every_pair:
+            rows, directions = np.nonzero(neighbours[self.anchors] >= 0)
+            self.anchors, self._fixed = self.anchors[rows], directions
         self.triplets = TripletDataset(frame, shards_dir, masks_dir)
         self.seed = seed
         self.epoch = 0
@@ -99,7 +108,9 @@ class PretextDataset(Dataset):
         return len(self.anchors)
 
     def direction(self, i: int) -> int:
-        """The direction drawn for item ``i`` in the current epoch."""
+        """The direction of item ``i``: fixed with ``every_pair``, else drawn for the current epoch."""
+        if self._fixed is not None:
+            return int(self._fixed[i])
         row = self.anchors[i]
         options = np.flatnonzero(self.neighbours[row] >= 0)
         rng = np.random.default_rng([self.seed, self.epoch, int(row)])

@@ -40,7 +40,8 @@ epochs of every model of the paper). Both validate on the whole validation split
   trains any network, not even without labels. Validation anchors are the validation split with neighbours
   from training and validation patches of the same scene — with ``split.val_mode: patches`` two validation
   patches rarely neighbour each other; with ``scenes`` every neighbour of a validation anchor is itself a
-  validation patch — and their direction is drawn once (epoch 0), so every epoch is scored on the same pairs.
+  validation patch — and every (anchor, neighbour) pair is one validation item, so every epoch is scored on the
+  same pairs and no direction a patch has is left out.
   Test scenes are never used. Anchors without a neighbour are left out.
 * *Seeds.* A run's ``seed`` draws its labelled subset (:func:`~hcrlc.pretext.nested_label_subsets`: the same
   seed gives nested subsets, 25 % ⊂ 50 % ⊂ 75 % ⊂ 100 %, and the same subset to ``ssl_on`` and ``ssl_off``),
@@ -104,13 +105,16 @@ STAGE_COLUMNS = ("stage", "epoch", "stage_epoch")
 def pretext_datasets(
     index_path: str | Path, shards_dir: str | Path, masks_dir: str | Path, seed: int
 ) -> tuple[PretextDataset, PretextDataset]:
-    """(train, validation) pretext data sets of the index; anchors and neighbours: module docstring."""
+    """(train, validation) pretext data sets of the index; anchors and neighbours: module docstring.
+
+    Training draws one direction per anchor and epoch; validation holds every (anchor, neighbour) pair once.
+    """
     frame = load_index(index_path)
     pool = frame[frame["split"].isin(["train", "val"])].reset_index(drop=True)
     train = pool[pool["split"] == "train"]
     train_ds = PretextDataset(train, shards_dir, masks_dir, seed=seed)
     val_anchor = (pool["split"] == "val").to_numpy()
-    val_ds = PretextDataset(pool, shards_dir, masks_dir, seed=seed, anchor=val_anchor)
+    val_ds = PretextDataset(pool, shards_dir, masks_dir, seed=seed, anchor=val_anchor, every_pair=True)
     return train_ds, val_ds
 
 
@@ -133,7 +137,7 @@ def pretext_job(
     ``n_val``.
     """
     train_ds, val_ds = pretext_datasets(index_path, shards_dir, masks_dir, seed)
-    log.info("pretext: %d train / %d val anchors", len(train_ds), len(val_ds))
+    log.info("pretext: %d train anchors / %d val pairs", len(train_ds), len(val_ds))
     summary = train_model(PRETEXT, train_ds, val_ds, out_dir, model_cfg=model_cfg,
                           train_cfg={**(train_cfg or {}), "epochs": epochs, "seed": seed},
                           code_version=code_version)
