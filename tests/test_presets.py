@@ -53,3 +53,14 @@ def test_schema_defaults_are_the_authors_protocol_and_the_demo_keeps_patch_valid
     defaults = resolved("configs/smoke.yaml")  # sets neither key
     assert defaults["split"]["val_mode"] == "scenes" and defaults["training"]["precision"] == "fp32"
     assert resolved("config.yaml")["split"]["val_mode"] == "patches"  # 7 training scenes of ~16 patches
+
+
+def test_pretext_check_preset_changes_the_tree_and_the_pretext_only():
+    demo, check = resolved("config.yaml"), resolved("config.yaml", "configs/pretext_check.yaml")
+    assert check["synthetic"]["grid"] > demo["synthetic"]["grid"]  # more anchors
+    assert check["split"]["val_mode"] == "scenes"  # validated on a scene the pretext never trains on
+    assert {key for key in check if check[key] != demo[key]} == {"synthetic", "split", "models", "ssl"}
+    assert {k: v for k, v in check["models"].items() if k != "pretext"} == {
+        k: v for k, v in demo["models"].items() if k != "pretext"}
+    assert {k: v for k, v in check["ssl"].items() if k != "pretext_epochs"} == {
+        k: v for k, v in demo["ssl"].items() if k != "pretext_epochs"}
