@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hcrlc.pretext import neighbour_pairs
 from hcrlc.selfsup import pretext_datasets
 
 
@@ -31,8 +32,8 @@ def cached_pairs(ds, factor: int) -> tuple[torch.Tensor, torch.Tensor, list[tupl
     pool = lambda a: F.avg_pool2d(torch.from_numpy(a)[None], factor)[0]
     s2 = torch.stack([pool(t.cloudy_s2(i)) for i in range(len(t))])
     s1 = torch.stack([pool(t.s1(i)) for i in range(len(t))])
-    pairs = [(a, d, int(ds.neighbours[a, d])) for a in sorted(set(ds.anchors.tolist())) for d in range(4)
-             if ds.neighbours[a, d] >= 0]
+    rows, directions = neighbour_pairs(np.unique(ds.anchors), ds.neighbours)
+    pairs = [(int(a), int(d), int(ds.neighbours[a, d])) for a, d in zip(rows, directions)]
     return s2, s1, pairs
 
 

@@ -52,6 +52,17 @@ def find_neighbours(frame: pd.DataFrame, tolerance: float = 1e-3) -> np.ndarray:
     return out
 
 
+def neighbour_pairs(anchors: np.ndarray, neighbours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (anchor, direction) pair whose neighbour exists: anchor rows and directions, anchor-major.
+
+    anchors: distinct rows; neighbours: :func:`find_neighbours`' (N, 4) array. The neighbour of pair k is
+    ``neighbours[rows[k], directions[k]]``.
+    """
+    anchors = np.asarray(anchors)
+    index, directions = np.nonzero(neighbours[anchors] >= 0)
+    return anchors[index], directions
+
+
 def nested_label_subsets(n: int, fractions: list[int], seed: int) -> dict[int, np.ndarray]:
     """Rows of the labelled training split kept for each label fraction (percent), nested: 25 % ⊂ 50 % ⊂ ….
 
@@ -95,8 +106,7 @@ class PretextDataset(Dataset):
         self.neighbours = neighbours
         self._fixed: np.ndarray | None = None  # every_pair: the direction of each item
         if every_pair:
-            rows, directions = np.nonzero(neighbours[self.anchors] >= 0)
-            self.anchors, self._fixed = self.anchors[rows], directions
+            self.anchors, self._fixed = neighbour_pairs(self.anchors, neighbours)
         self.triplets = TripletDataset(frame, shards_dir, masks_dir)
         self.seed = seed
         self.epoch = 0
