@@ -104,6 +104,30 @@ def test_architecture_details_follow_the_authors_code() -> None:
     assert not any(isinstance(m, nn.BatchNorm2d) for m in cnet.modules())
 
 
+def test_each_decoder_level_concatenates_upsampled_then_skip_as_the_authors_unetup() -> None:
+    # The upsampled path is made a constant 7 (transposed conv weights 0, bias 7); the skip is the encoder's
+    # post-ReLU output, never constant. The first conv of each decoder level must see the 7s in its first
+    # widths[i] input channels and the encoder's feature in the others: on the order [skip, upsampled] it fails.
+    torch.manual_seed(0)
+    model = build_model("hcr_net", TINY, patch_size=16).eval()
+    seen: dict[str, torch.Tensor] = {}
+    for level, (up, block) in enumerate(zip(model.decoder.ups, model.decoder.blocks)):
+        nn.init.zeros_(up.weight)
+        nn.init.constant_(up.bias, 7.0)
+        block[0].register_forward_hook(lambda _m, inputs, _out, k=level: seen.__setitem__(f"in{k}", inputs[0]))
+    for i, block in enumerate(model.encoder.blocks):
+        block.register_forward_hook(lambda _m, _inputs, out, k=i: seen.__setitem__(f"enc{k}", out))
+    with torch.no_grad():
+        model(_batch(2, 16))
+    widths = TINY["widths"]
+    for level, i in enumerate(range(len(widths) - 2, -1, -1)):  # decoder levels from the centre up
+        conv_in, skip = seen[f"in{level}"], seen[f"enc{i}"]
+        assert conv_in.shape[1] == 2 * widths[i]
+        assert torch.equal(conv_in[:, :widths[i]], torch.full_like(skip, 7.0))
+        assert torch.equal(conv_in[:, widths[i]:], skip)
+        assert skip.std() > 0
+
+
 # --- forward shapes -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -6,8 +6,11 @@ Architecture (authors' code [A]; reproduces Table 1 with the default widths):
   max-pool between consecutive blocks. ``depth = len(widths) - 1`` poolings; the last block is the *centre*
   (``widths[-1]`` channels at ``H / 2**depth``).
 * **Decoder** — per level, from the centre up: 2×2 transposed conv (stride 2, with bias) to ``widths[i]``
-  channels, concatenation with the encoder's skip (``widths[i]`` channels), 2 × (3×3 conv with bias → ReLU),
-  no BatchNorm.
+  channels, concatenated with the encoder's skip (``widths[i]`` channels) in the order **[upsampled, skip]**
+  (the authors' ``unetUp``: input channels ``0 … widths[i]-1`` of the level's first conv are the upsampled
+  path, the rest the skip), 2 × (3×3 conv with bias → ReLU), no BatchNorm. The order does not change what the
+  network can learn, but it decides which half of that conv's weights meets which path, so only with the
+  authors' order are their trained weights usable here (:mod:`hcrlc.authors_checkpoint`).
 * **Reconstruction head** — 1×1 conv ``widths[0] → 13`` with bias, no activation; PyTorch's default
   initialisation, or zeros with ``recon_head_init="zero"`` (:func:`init_recon_head`).
 * **Classification branch** — on the centre: unpadded 3×3 convs without bias through ``cls_widths``, each
@@ -119,7 +122,8 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    """U-Net decoder: the encoder's feature list → ``(N, widths[0], H, W)``."""
+    """U-Net decoder: the encoder's feature list → ``(N, widths[0], H, W)``; each level concatenates
+    [upsampled, skip] (module docstring)."""
 
     def __init__(self, widths: Sequence[int]) -> None:
         super().__init__()
@@ -132,7 +136,7 @@ class Decoder(nn.Module):
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = features[-1]
         for up, block, skip in zip(self.ups, self.blocks, reversed(features[:-1])):
-            x = block(torch.cat([skip, up(x)], dim=1))
+            x = block(torch.cat([up(x), skip], dim=1))
         return x
 
 
