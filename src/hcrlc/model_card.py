@@ -77,8 +77,9 @@ def model_card(checkpoint: str | Path, *, run: str, data_source: str, splits: Ma
         "patch_size": int(ckpt.get("patch_size", PATCH_SIZE)),
         "model_config": ckpt["model_cfg"],
         "training_config": train_cfg,
-        "best_epoch": int(ckpt["epoch"]),
-        "selected_by": {"metric": ckpt["metric"], "value": float(ckpt["value"])},
+        # None where a checkpoint does not know them (one imported by hcrlc.authors_checkpoint)
+        "best_epoch": None if ckpt["epoch"] is None else int(ckpt["epoch"]),
+        "selected_by": {"metric": ckpt["metric"], "value": None if ckpt["value"] is None else float(ckpt["value"])},
         "init_checkpoint_sha256": ckpt.get("init_checkpoint_sha256"),
         "trainable": ckpt.get("trainable"),
         "code_version": training_code,

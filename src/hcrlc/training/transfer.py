@@ -68,7 +68,7 @@ def load_init(
     model.load_state_dict(loaded, strict=False)
     if weighting is not None and ckpt["model_name"] == name and ckpt["weighting"] is not None:
         weighting.load_state_dict(ckpt["weighting"])
-    log.info("%s: %d tensors from %s (%s, epoch %d); newly initialised: %s", name, len(loaded), path,
+    log.info("%s: %d tensors from %s (%s, epoch %s); newly initialised: %s", name, len(loaded), path,
              ckpt["model_name"], ckpt["epoch"], sorted({k.rsplit(".", 1)[0] for k in new}) or "none")
     return file_sha256(path)
 
