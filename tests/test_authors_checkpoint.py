@@ -341,6 +341,13 @@ def test_log_variances_go_where_our_uncertainty_weighting_keeps_them(tmp_path, i
         convert_authors_checkpoint("hcr_lc_equal", source)
 
 
+def test_batchnorm_counters_that_old_pytorch_did_not_save_start_at_zero(tmp_path):
+    sd = {k: v for k, v in authors_state("lc_net").items() if not k.endswith("num_batches_tracked")}
+    state = convert_authors_checkpoint("lc_net", _save(tmp_path, sd))[0]["state_dict"]
+    counters = [k for k in state if k.endswith("num_batches_tracked")]
+    assert len(counters) == 2 * len(SMALL_WIDTHS) and all(state[k].item() == 0 for k in counters)
+
+
 def test_a_numpy_1_pickle_of_best_prec_loads(tmp_path):
     # their files were written with NumPy 1.x, which pickles a float64 as numpy.core.multiarray.scalar
     path = save_like_their_script(authors_state("lc_net"), tmp_path / "numpy2.pth")
@@ -438,6 +445,15 @@ def test_cli_imports_and_reports_errors_with_status_2(tmp_path, capsys):
                      "--out", str(tmp_path / "wrong")]) == 2
     assert "theirs.pth: holds the authors' LC-Net" in capsys.readouterr().err
     assert not (tmp_path / "wrong").exists()
+
+
+def test_cli_evaluate_without_the_data_stage_names_the_folder_and_the_fix(tmp_path, capsys):
+    source = _save(tmp_path, authors_state("lc_net"))
+    assert cli_main(["import-authors-checkpoint", "--network", "lc_net", "--checkpoint", str(source),
+                     "--out", str(tmp_path / "ours")]) == 0
+    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "ours" / "best.pt"), "--results",
+                     str(tmp_path / "results"), "--out", str(tmp_path / "eval")]) == 2
+    assert "results/shards: missing. Fix: prepare the test data first: snakemake data masks" in capsys.readouterr().err
 
 
 # --- import → evaluate → predict, on the smoke preset's data ---------------------------------------------------------
