@@ -126,8 +126,8 @@ def resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
     if n < 1 or n_resamples < 1:
         raise ValueError(f"need at least one patch and one resample, got n={n}, n_resamples={n_resamples}")
     indices = np.random.default_rng(seed).integers(0, n, (n_resamples, n))
-    flat = (indices + n * np.arange(n_resamples)[:, None]).ravel()
-    return np.bincount(flat, minlength=n_resamples * n).reshape(n_resamples, n).astype(np.float64)
+    indices += n * np.arange(n_resamples)[:, None]  # row b's patches counted in bins b·n … b·n + n − 1
+    return np.bincount(indices.ravel(), minlength=n_resamples * n).reshape(n_resamples, n).astype(np.float64)
 
 
 def ratio_of_sums(weights: np.ndarray, numerator: np.ndarray, denominator: np.ndarray,
