@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -67,9 +66,9 @@ def fake_predictions(path: Path, *, n: int, seed: int, classify: bool = True, no
 def test_fig1_numbers_equal_an_independent_computation(tmp_path) -> None:
     n = 230
     predictions = {
-        "lc_net": fake_predictions(tmp_path / "lc_net.npz", n=n, seed=1),
+        "lc_net": fake_predictions(tmp_path / "lc_net.npz", n=n, seed=1, noise=0.9),
         "hcr_net": fake_predictions(tmp_path / "hcr_net.npz", n=n, seed=2, classify=False),
-        "hcr_lc_uncertain": fake_predictions(tmp_path / "hcr_lc_uncertain.npz", n=n, seed=3),
+        "hcr_lc_uncertain": fake_predictions(tmp_path / "hcr_lc_uncertain.npz", n=n, seed=3, noise=0.9),
     }
     out_png, out_pdf = tmp_path / "figures" / "fig1.png", tmp_path / "figures" / "fig1.pdf"
     table = fig1(predictions, out_png, out_pdf, source="synthetic", seed=7)
@@ -98,6 +97,10 @@ def test_fig1_numbers_equal_an_independent_computation(tmp_path) -> None:
             assert row["f1_subgroup_std"] == pytest.approx(np.std(scores), abs=1e-12)
             assert row["f1_subgroup_mean"] == pytest.approx(np.mean(scores), abs=1e-12)
     assert set(table.loc[table["bin"] == 0, "n"]) == {int(np.sum(cloud < 0.1))}
+    # the bootstrap interval of each bin's F1 (hcrlc.bootstrap's resamples of the whole test split)
+    full = table[table["n"] > 1]
+    assert (full["f1_lo"] <= full["f1"]).all() and (full["f1"] <= full["f1_hi"]).all()
+    assert (full["f1_hi"] > full["f1_lo"]).any()
 
 
 def test_fig1_perfect_predictions_have_no_spread_and_empty_bins_are_nan(tmp_path) -> None:
@@ -116,29 +119,31 @@ def test_fig1_perfect_predictions_have_no_spread_and_empty_bins_are_nan(tmp_path
 
 
 def test_fig4_draws_with_missing_runs(tmp_path, monkeypatch) -> None:
-    def run(name: str, f1: float | None) -> Path:
-        path = tmp_path / name / "metrics.json"
-        path.parent.mkdir()
-        path.write_text(json.dumps({"f1": f1, "n_test": 10}))
-        return path
+    def run(name: str, seed: int, classify: bool = True) -> Path:
+        return fake_predictions(tmp_path / name / "predictions.npz", n=60, seed=seed, classify=classify, noise=0.9)
 
-    metrics = {"ssl_on_25": run("ssl_on_25", 0.62), "ssl_on_100": run("ssl_on_100", 0.66),
-               "ssl_off_50": tmp_path / "never_ran" / "metrics.json", "ssl_off_100": run("ssl_off_100", None)}
-    table = fig4(metrics, tmp_path / "fig4.png", tmp_path / "fig4.pdf", source="real")
+    predictions = {"ssl_on_25": run("ssl_on_25", 1), "ssl_on_100": run("ssl_on_100", 2),
+                   "ssl_off_50": tmp_path / "never_ran" / "predictions.npz",
+                   "ssl_off_100": run("ssl_off_100", 3, classify=False)}
+    table = fig4(predictions, tmp_path / "fig4.png", tmp_path / "fig4.pdf", source="real", n_resamples=200)
     assert_png(tmp_path / "fig4.png")
     assert_pdf(tmp_path / "fig4.pdf")
     ok = table[table["status"] == "ok"]
     assert ok["run"].tolist() == ["ssl_on_25", "ssl_on_100"]
-    assert ok["f1"].tolist() == [0.62, 0.66]
+    for row in ok.itertuples():
+        with np.load(predictions[row.run]) as p:
+            assert row.f1 == pytest.approx(f1_score(p["targets"], p["probs"] >= 0.5, average="micro"), abs=1e-12)
+        assert row.f1_lo < row.f1 < row.f1_hi and row.n_seeds == 1 and np.isnan(row.f1_seed_min)
     assert len(table) == 8 and (table["status"] == "missing").sum() == 6
+    assert table["n_labelled"].isna().all()
 
-    fig4(metrics, tmp_path / "again.png", tmp_path / "again.pdf", source="real")  # reruns give the same bytes
-    assert (tmp_path / "again.pdf").read_bytes() == (tmp_path / "fig4.pdf").read_bytes()
+    fig4(predictions, tmp_path / "again.png", tmp_path / "again.pdf", source="real", n_resamples=200)
+    assert (tmp_path / "again.pdf").read_bytes() == (tmp_path / "fig4.pdf").read_bytes()  # reruns: same bytes
     assert (tmp_path / "again.png").read_bytes() == (tmp_path / "fig4.png").read_bytes()
 
     saved = []
     monkeypatch.setattr(figures, "_save", lambda fig, *paths: saved.append(fig))
-    fig4(metrics, tmp_path / "base.png", None, source="real", constant_f1=0.457)
+    fig4(predictions, tmp_path / "base.png", None, source="real", constant_f1=0.457, n_resamples=200)
     dashed = [line for line in saved[0].axes[0].get_lines() if line.get_linestyle() == "--"]
     assert len(dashed) == 1 and set(dashed[0].get_ydata()) == {0.457}
     assert "constant prediction" in dashed[0].get_label()
@@ -148,7 +153,33 @@ def test_fig4_draws_with_missing_runs(tmp_path, monkeypatch) -> None:
     assert_png(tmp_path / "empty.png")
     assert (empty["status"] == "missing").all()
     with pytest.raises(ValueError, match="ssl_on_<pct>"):
-        fig4({"lc_net": metrics["ssl_on_25"]}, tmp_path / "bad.png", None, source="real")
+        fig4({"lc_net": predictions["ssl_on_25"]}, tmp_path / "bad.png", None, source="real")
+
+
+def test_fig4_intervals_seed_band_and_labelled_counts(tmp_path, monkeypatch) -> None:
+    seeds = [fake_predictions(tmp_path / f"on25_{s}.npz", n=60, seed=s, noise=0.9) for s in (1, 2, 3)]
+    predictions = {"ssl_on_25": seeds,
+                   "ssl_off_25": [fake_predictions(tmp_path / "off25.npz", n=60, seed=4, noise=0.9)]}
+    saved = []
+    monkeypatch.setattr(figures, "_save", lambda fig, *paths: saved.append(fig))
+    labelled = {25: 1, 50: 12, 75: 18, 100: 24}
+    table = fig4(predictions, tmp_path / "x.png", None, source="synthetic", labelled=labelled, n_resamples=200)
+    on = table.set_index("run").loc["ssl_on_25"]
+    per_seed = []
+    for path in seeds:
+        with np.load(path) as p:
+            per_seed.append(f1_score(p["targets"], p["probs"] >= 0.5, average="micro"))
+    assert on["n_seeds"] == 3 and on["f1"] == pytest.approx(np.mean(per_seed))
+    assert (on["f1_seed_min"], on["f1_seed_max"]) == pytest.approx((min(per_seed), max(per_seed)))
+    assert on["f1_seed_std"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert table["n_labelled"].tolist() == [1, 12, 18, 24] * 2
+    ax = saved[0].axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["25 %\n1 patch", "50 %\n12 patches",
+                                                            "75 %\n18 patches", "100 %\n24 patches"]
+    bands = [c for c in ax.collections if "range over 3 seeds" in c.get_label()]
+    assert len(bands) == 1  # the run with several seeds; the one-seed run has none
+    assert "bootstrap interval" in ax.get_legend().get_title().get_text()
+    assert ax.get_title().endswith("synthetic data")
 
 
 def test_stretch_maps_percentiles_to_unit_range() -> None:
@@ -233,6 +264,12 @@ def test_fig1_draws_the_constant_prediction_as_a_dashed_line_with_its_numbers(tm
         expected = f1_score(targets[members], pred, average="micro", zero_division=0)
         assert part.loc[b, "f1"] == pytest.approx(expected, abs=1e-12)
 
+    for error_bars, title in (("bootstrap", "95 % bootstrap interval"), ("subgroups", "10 random sub-groups")):
+        legend = fig1_figure(table, source="synthetic", bins=10, subgroups=10,
+                             error_bars=error_bars).axes[0].get_legend()
+        assert title in legend.get_title().get_text()
+    with pytest.raises(ValueError, match="error_bars"):
+        fig1_figure(table, source="synthetic", bins=10, subgroups=10, error_bars="std")
     ax = fig1_figure(table, source="synthetic", bins=10, subgroups=10).axes[0]
     dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert [line.get_label() for line in dashed] == ["constant prediction (baseline)"]

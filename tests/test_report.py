@@ -52,7 +52,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 #: what must be in the report whatever else the rules declare
-REQUIRED = {"Tables": {"table1.csv", "table1.html", "table2.csv", "table2.html"},
+REQUIRED = {"Tables": {"table1.csv", "table1.html", "table2.csv", "table2.html", "claims.csv", "claims.html"},
             "Figures": {"fig1.png", "fig3.png", "fig4.png", "curves.png"}}
 REPORT_CALL = re.compile(r'report\(\s*"(?P<path>[^"]+)",\s*caption="(?P<caption>[^"]+)",\s*'
                          r'category="(?P<category>[^"]+)"')
@@ -189,7 +189,7 @@ def test_report_lists_both_tables_and_delivers_their_content(page, smoke_run, tm
         assert content == (smoke_run / out_path).read_text(), name  # the report carries the table exactly
         if name == "table1.csv":
             assert "lc_net" in content and "103851050" in content  # the paper's LC-Net parameter count
-        if name == "table2.csv":
+        if name in ("table2.csv", "claims.csv"):
             assert "LC-Net" in content and "synthetic" in content
         show_info_and_check_caption(page, nav, name, caption)
         page.screenshot(path=tmp_path / f"{Path(name).stem}_info.png")

@@ -15,7 +15,7 @@ from hcrlc.errors import DataError
 from hcrlc.evaluation import METRIC_KEYS
 from hcrlc.models import learnable_parameters
 from hcrlc.paper import TABLE1_PARAMS, TABLE2
-from hcrlc.tables import table1, table2, write_table1, write_table2
+from hcrlc.tables import table1, table2, table2_markdown, write_table1, write_table2
 
 #: The demo's shrunk sizes.
 SMALL = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["model"]
@@ -143,3 +143,55 @@ def test_table2_shows_the_baselines_as_their_own_rows_without_paper_values(tmp_p
     assert "0.4500" in lines["constant prediction (baseline)"]
     with pytest.raises(ValueError, match="unknown baseline"):
         table2(metrics, "synthetic", "h", {"mean_image": baselines["cloudy_input"]})
+
+
+def _predictions_file(path: Path, seed: int, *, classify: bool = True, reconstruct: bool = False) -> str:
+    """A predictions.npz of 50 test patches as the evaluation writes it."""
+    rng = np.random.default_rng(seed)
+    targets = (np.random.default_rng(0).random((50, 10)) < 0.3).astype(np.uint8)
+    arrays = {"idx": np.arange(50), "targets": targets, "cloud_fraction": np.random.default_rng(0).random(50)}
+    if classify:
+        arrays["probs"] = (0.35 * targets + 0.6 * rng.random((50, 10))).astype(np.float32)
+    if reconstruct:
+        arrays |= {"psnr": rng.normal(25, 2, 50), "ssim": rng.random(50), "ssim_standard": rng.random(50)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_table2_bootstrap_intervals_from_the_predictions(tmp_path) -> None:
+    from hcrlc.bootstrap import metric_values, percentile_interval, read_predictions, resample_counts
+    from hcrlc.metrics import summarise_test_metrics
+
+    def evaluated(name: str, seed: int, **heads) -> tuple[str, str]:
+        pred = _predictions_file(tmp_path / name / "predictions.npz", seed, **heads)
+        values = {k: v for k, v in summarise_test_metrics(read_predictions(pred), 50).items() if k != "n_test"}
+        return _metrics_file(tmp_path / name / "metrics.json", **values), pred
+
+    runs = {"lc_net": [evaluated("lc_net", 1), evaluated("lc_net_s1", 2)],
+            "hcr_net": [evaluated("hcr_net", 3, classify=False, reconstruct=True)],
+            "hcr_c_net": [evaluated("hcr_c_net", 4, reconstruct=True)]}
+    cloudy = evaluated("cloudy_input", 5, classify=False, reconstruct=True)
+    metrics = {m: [r[0] for r in rs] for m, rs in runs.items()}
+    predictions = {m: [r[1] for r in rs] for m, rs in runs.items()} | {"cloudy_input": [cloudy[1]]}
+    frame = table2(metrics, "synthetic", "h", {"cloudy_input": cloudy[0]}, predictions, n_resamples=300, seed=4)
+    by_model = frame.set_index("model")
+    weights = resample_counts(50, 300, 4)
+    loaded = [read_predictions(p) for p in predictions["lc_net"]]
+    # two seeds: the interval of their mean F1, on the same resampled patches for both
+    expected = percentile_interval(metric_values(weights, loaded, "f1"))[:2]
+    assert (by_model.loc["lc_net", "f1_lo"], by_model.loc["lc_net", "f1_hi"]) == pytest.approx(expected)
+    for model, key in [("lc_net", "f1"), ("lc_net", "precision"), ("hcr_net", "psnr"), ("hcr_net", "ssim"),
+                       ("hcr_net", "ssim_standard"), ("hcr_c_net", "recall"), ("cloudy_input", "psnr")]:
+        lo, value, hi = by_model.loc[model, [f"{key}_lo", key, f"{key}_hi"]]
+        assert lo < value < hi, (model, key)
+    # no interval where there is no value: LC-Net's PSNR, HCR-Net + C-Net's image quality (as in the paper)
+    assert by_model.loc["lc_net", ["psnr_lo", "psnr_hi"]].isna().all()
+    assert by_model.loc["hcr_c_net", ["psnr_lo", "ssim_hi", "ssim_standard_lo"]].isna().all()
+    assert by_model.loc["hcr_lc_equal", ["f1_lo", "f1_hi"]].isna().all()  # missing
+    assert (frame["n_resamples"] == 300).all() and (frame["bootstrap_seed"] == 4).all()
+    md = table2_markdown(frame, "synthetic", "h")
+    assert "300 resamples, seed 4" in md
+    lc = by_model.loc["lc_net"]
+    assert (f"{lc['f1']:.4f} ± {lc['f1_std']:.4f} [{lc['f1_lo']:.4f}, {lc['f1_hi']:.4f}]"
+            in next(line for line in md.splitlines() if line.startswith("| LC-Net |")))

@@ -157,7 +157,8 @@ def planned_jobs(proc: subprocess.CompletedProcess) -> dict[str, int]:
 @pytest.mark.slow
 def test_every_output_of_the_contract_exists(smoke_run):
     r = smoke_run / "results"
-    for path in ["tables/table1.csv", "tables/table2.csv", "tables/table2.md", "figures/fig1.png",
+    for path in ["tables/table1.csv", "tables/table2.csv", "tables/table2.md", "tables/claims.csv",
+                 "tables/claims.md", "figures/fig1.png",
                  "figures/fig1.pdf", "figures/fig3.png", "figures/curves.png", "figures/curves.pdf"]:
         assert (r / path).is_file() and (r / path).stat().st_size > 0, path
     keys = {"precision", "recall", "f1", "f1_macro", "f1_samples", "psnr", "ssim", "ssim_standard", "n_test"}
@@ -169,6 +170,25 @@ def test_every_output_of_the_contract_exists(smoke_run):
         assert (r / "eval" / baseline / "predictions.npz").is_file()
     table2 = pd.read_csv(r / "tables" / "table2.csv")
     assert table2["label"].tolist()[-2:] == ["cloudy input (baseline)", "constant prediction (baseline)"]
+    # bootstrap intervals beside every value that exists, also the baselines'
+    rows = table2.set_index("model")
+    for model, key in (("lc_net", "f1"), ("hcr_net", "psnr"), ("hcr_lc_uncertain", "precision"),
+                       ("cloudy_input", "ssim"), ("constant_prediction", "recall")):
+        lo, value, hi = rows.loc[model, [f"{key}_lo", key, f"{key}_hi"]]
+        assert lo <= value <= hi, (model, key)
+    assert rows.loc["lc_net", ["psnr_lo", "psnr_hi"]].isna().all()
+    assert "bootstrap interval" in (r / "tables" / "table2.md").read_text()
+    # the claims: one row per comparison, each with its interval and a verdict labelled synthetic
+    claims = pd.read_csv(r / "tables" / "claims.csv")
+    assert {"hcr_beats_lc_net", "uncertain_best_f1", "uncertain_second_psnr", "pretext_25_reaches_95pct",
+            "pretext_beats_scratch", "lc_net_f1_falls_with_cloud", "hcr_flat_with_cloud"} == set(claims["claim_id"])
+    assert {"effect", "lo", "hi", "verdict", "paper"} <= set(claims.columns)
+    assert claims["verdict"].str.endswith("(synthetic)").all()
+    testable = claims[claims["lo"].notna()]
+    assert len(testable) >= 10 and (testable["lo"] <= testable["hi"]).all()
+    assert (claims["n_resamples"] == 1000).all()
+    assert claims["claim"].iloc[0] in (r / "tables" / "claims.md").read_text()
+    assert (r / "tables" / "claims.html").is_file()
     assert "constant_prediction" in set(pd.read_csv(r / "figures" / "fig1.csv")["model"])
     # every training run leaves its learning curves beside its metrics.csv; an SSL run one folder per stage
     for run in ["lc_net", "hcr_net", "pretext", "ssl_on_25", "ssl_off_25"]:

@@ -1,11 +1,13 @@
 """The paper's figures from saved evaluation outputs — never runs a network.
 
-* Fig. 1 (:func:`fig1`): micro F1 versus cloud cover, from each model's ``predictions.npz``; the constant
-  prediction baseline (:mod:`hcrlc.baselines`) as a dashed line.
+* Fig. 1 (:func:`fig1`): micro F1 versus cloud cover, from each model's ``predictions.npz``, with 95 % bootstrap
+  intervals over test patches (:mod:`hcrlc.bootstrap`) or the paper's std over random sub-groups as error bars;
+  the constant prediction baseline (:mod:`hcrlc.baselines`) as a dashed line.
 * Fig. 3 (:func:`fig3`): qualitative rows (cloudy S2, S1, reconstructions, clear S2), from ``examples.npz``
   and the test dataset.
 * Fig. 4 (:func:`fig4`): micro F1 versus the fraction of labelled training data, with and without the
-  self-supervised pretext, from the ``ssl_*`` runs' ``metrics.json``.
+  self-supervised pretext, from the ``ssl_*`` runs' ``predictions.npz``, with 95 % bootstrap intervals, the range
+  over seeds where a run has several, the constant prediction, and the number of labelled patches per fraction.
 * Learning curves (:func:`curves`, not in the paper): loss and selection metric per epoch of every training
   run, from the runs' ``metrics.csv``.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 
@@ -31,16 +33,26 @@ from matplotlib.ticker import MaxNLocator
 from torch.utils.data import Dataset
 
 from hcrlc.atomic import atomic_output
+from hcrlc.bootstrap import (
+    CONFIDENCE,
+    cloud_bin,
+    metric_values,
+    percentile_interval,
+    read_aligned,
+    resample_counts,
+)
 from hcrlc.errors import DataError
 from hcrlc.metrics import micro_f1
 from hcrlc.model_specs import MODEL_LABELS, PRETEXT
 from hcrlc.paper import LABEL_FRACTIONS, PATCH_SIZE, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
-from hcrlc.tables import BASELINE_LABELS, check_source, read_metrics
+from hcrlc.tables import BASELINE_LABELS, check_source
 
 log = logging.getLogger(__name__)
 
-#: Fig. 4 / §4: with the pretext and 100 % of the labels the paper reaches F1 ≈ 0.703 (its best) [P].
-PAPER_FIG4_F1_100 = 0.703
+#: Fig. 4 / §4: with the pretext and 100 % of the labels the paper reaches F1 ≈ 0.703 (its best) [P]. Here, not in
+#: hcrlc.paper, which every job's code hash covers: a new constant there would rerun every training.
+FIG4_F1_PRETEXT_100 = 0.703
+
 #: Bands shown as RGB: B4, B3, B2 (0-based positions in the 13-band S2 stack) [MS].
 RGB_BANDS = (3, 2, 1)
 STRETCH_PERCENTILES = (2.0, 98.0)
@@ -73,12 +85,6 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 # --- Fig. 1 -------------------------------------------------------------------------------------------------
 
-def cloud_bin(cloud_fraction: np.ndarray, bins: int) -> np.ndarray:
-    """Bin of each cloud fraction in [0, 1] among ``bins`` equal bins [lo, hi); the last bin includes 1."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    return np.searchsorted(edges[1:-1], np.asarray(cloud_fraction, dtype=np.float64), side="right")
-
-
 def subgroup_split(members: np.ndarray, subgroups: int, seed: int, bin_index: int) -> list[np.ndarray]:
     """Split ``members`` (positions of one bin's samples) into ``subgroups`` random disjoint groups.
 
@@ -90,35 +96,37 @@ def subgroup_split(members: np.ndarray, subgroups: int, seed: int, bin_index: in
 
 
 def fig1_table(
-    predictions: Mapping[str, str | Path], *, bins: int = 10, subgroups: int = 10, seed: int = 0
+    predictions: Mapping[str, str | Path], *, bins: int = 10, subgroups: int = 10, seed: int = 0,
+    n_resamples: int = 1000, bootstrap_seed: int = 0,
 ) -> pd.DataFrame:
-    """Per classifying model and cloud-cover bin: ``n`` test samples, micro ``f1`` of the bin, and the mean
-    and standard deviation (ddof 0) of the F1 of ``subgroups`` random disjoint sub-groups of the bin.
+    """Per classifying model and cloud-cover bin: ``n`` test samples, micro ``f1`` of the bin, its 95 % bootstrap
+    interval over test patches (``f1_lo``, ``f1_hi``; :mod:`hcrlc.bootstrap`: ``n_resamples`` resamples of the
+    whole test split drawn from ``bootstrap_seed``, the bin's F1 on each), and the mean and standard deviation
+    (ddof 0) of the F1 of ``subgroups`` random disjoint sub-groups of the bin (the paper's error bars).
 
     ``predictions`` maps a model name to its predictions.npz; models without ``probs`` (HCR-Net) are skipped.
     All models must cover the same test samples. Columns: ``model``, ``bin``, ``cloud_lo_pct``,
-    ``cloud_hi_pct``, ``n``, ``f1``, ``f1_subgroup_mean``, ``f1_subgroup_std``, ``n_subgroups`` (non-empty
-    ones).
+    ``cloud_hi_pct``, ``n``, ``f1``, ``f1_lo``, ``f1_hi``, ``f1_subgroup_mean``, ``f1_subgroup_std``,
+    ``n_subgroups`` (non-empty ones).
     """
     rows = []
-    reference_idx: np.ndarray | None = None
-    for model, path in predictions.items():
-        data = load_npz(path)
+    loaded = read_aligned({model: [path] for model, path in predictions.items()})
+    weights = None
+    for model, (data,) in loaded.items():
         if "probs" not in data:
             log.info("fig1: %s has no classification output; skipped", model)
             continue
-        order = np.argsort(data["idx"], kind="stable")
-        idx, probs, targets = data["idx"][order], data["probs"][order], data["targets"][order]
-        if reference_idx is None:
-            reference_idx = idx
-        elif not np.array_equal(idx, reference_idx):
-            raise DataError(Path(path), f"{model} was evaluated on other test samples than the first model",
-                            "re-evaluate all models on the same test split")
-        which = cloud_bin(data["cloud_fraction"][order], bins)
+        probs, targets = data["probs"], data["targets"]
+        if weights is None:
+            weights = resample_counts(len(data["idx"]), n_resamples, bootstrap_seed)
+        which = cloud_bin(data["cloud_fraction"], bins)
         for b in range(bins):
             members = np.flatnonzero(which == b)
             groups = [g for g in subgroup_split(members, subgroups, seed, b) if g.size]
             scores = np.array([micro_f1(probs[g], targets[g]) for g in groups])
+            lo = hi = np.nan
+            if members.size:
+                lo, hi, _ = percentile_interval(metric_values(weights, [data], "f1", which == b))
             rows.append({
                 "model": model,
                 "bin": b,
@@ -126,6 +134,8 @@ def fig1_table(
                 "cloud_hi_pct": 100.0 * (b + 1) / bins,
                 "n": int(members.size),
                 "f1": micro_f1(probs[members], targets[members]) if members.size else np.nan,
+                "f1_lo": lo,
+                "f1_hi": hi,
                 "f1_subgroup_mean": float(scores.mean()) if scores.size else np.nan,
                 "f1_subgroup_std": float(scores.std()) if scores.size > 1 else np.nan,
                 "n_subgroups": len(groups),
@@ -135,6 +145,10 @@ def fig1_table(
                         "no classifying model among the predictions",
                         "pass predictions.npz files of models with a classification head")
     return pd.DataFrame(rows)
+
+
+#: What Fig. 1's error bars can show: the bootstrap interval over test patches, or the paper's sub-group std.
+FIG1_ERROR_BARS = ("bootstrap", "subgroups")
 
 
 def fig1(
@@ -148,10 +162,16 @@ def fig1(
     seed: int = 0,
     out_csv: str | Path | None = None,
     baselines: Mapping[str, str | Path] | None = None,
+    error_bars: str = "bootstrap",
+    n_resamples: int = 1000,
+    bootstrap_seed: int = 0,
 ) -> pd.DataFrame:
-    """Fig. 1: micro F1 versus the cloudy-pixel percentage, one line per classifying model, error bars = std
-    over ``subgroups`` seeded random sub-groups per bin; a panel below counts the test patches per bin.
+    """Fig. 1: micro F1 versus the cloudy-pixel percentage, one line per classifying model; a panel below counts
+    the test patches per bin.
 
+    ``error_bars`` chooses what the bars show: "bootstrap", the 95 % bootstrap interval of the bin's F1 over test
+    patches (``n_resamples`` resamples from ``bootstrap_seed``), or "subgroups", the paper's std over
+    ``subgroups`` seeded random sub-groups per bin (``seed``); the legend says which, and the CSV holds both.
     ``baselines`` maps a baseline name (:data:`~hcrlc.tables.BASELINE_LABELS`, e.g. ``constant_prediction``)
     to its predictions.npz: each is drawn as a dashed line without error bars, labelled in the legend. Writes
     ``out_png``, ``out_pdf`` and the numbers of models and baselines (:func:`fig1_table`) to ``out_csv``
@@ -162,8 +182,10 @@ def fig1(
     unknown = sorted(set(baselines) - set(BASELINE_LABELS))
     if unknown:
         raise ValueError(f"fig1: unknown baseline(s) {unknown}; known: {list(BASELINE_LABELS)}")
-    table = fig1_table({**predictions, **baselines}, bins=bins, subgroups=subgroups, seed=seed)
-    fig = fig1_figure(table, source=source, bins=bins, subgroups=subgroups)
+    table = fig1_table({**predictions, **baselines}, bins=bins, subgroups=subgroups, seed=seed,
+                       n_resamples=n_resamples, bootstrap_seed=bootstrap_seed)
+    fig = fig1_figure(table, source=source, bins=bins, subgroups=subgroups, error_bars=error_bars,
+                      n_resamples=n_resamples)
     _save(fig, out_png, out_pdf)
     out_csv = Path(out_png).with_suffix(".csv") if out_csv is None else Path(out_csv)
     with atomic_output(out_csv) as tmp:
@@ -171,9 +193,13 @@ def fig1(
     return table
 
 
-def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int) -> Figure:
-    """Draw :func:`fig1`'s figure from a :func:`fig1_table`: models as lines with error bars, the baselines
-    among its ``model`` values (:data:`~hcrlc.tables.BASELINE_LABELS`) as dashed lines."""
+def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int, error_bars: str = "bootstrap",
+                n_resamples: int | None = None) -> Figure:
+    """Draw :func:`fig1`'s figure from a :func:`fig1_table`: models as lines with ``error_bars`` ("bootstrap":
+    ``f1_lo`` to ``f1_hi``; "subgroups": ± ``f1_subgroup_std``), the baselines among its ``model`` values
+    (:data:`~hcrlc.tables.BASELINE_LABELS`) as dashed lines."""
+    if error_bars not in FIG1_ERROR_BARS:
+        raise ValueError(f"fig1: error_bars must be one of {FIG1_ERROR_BARS}, got {error_bars!r}")
     baselines = [m for m in dict.fromkeys(table["model"]) if m in BASELINE_LABELS]
     models = [m for m in dict.fromkeys(table["model"]) if m not in BASELINE_LABELS]
     width = 100.0 / bins
@@ -184,7 +210,11 @@ def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int) 
     for i, model in enumerate(models):
         part = table[table["model"] == model]
         centre = (part["cloud_lo_pct"] + part["cloud_hi_pct"]) / 2 + (i - (len(models) - 1) / 2) * width * 0.1
-        ax.errorbar(centre, part["f1"], yerr=part["f1_subgroup_std"], marker="o", ms=4, capsize=3, lw=1.2,
+        if error_bars == "bootstrap":
+            yerr = np.vstack([part["f1"] - part["f1_lo"], part["f1_hi"] - part["f1"]]).clip(min=0)
+        else:
+            yerr = part["f1_subgroup_std"]
+        ax.errorbar(centre, part["f1"], yerr=yerr, marker="o", ms=4, capsize=3, lw=1.2,
                     label=MODEL_LABELS.get(model, model))
     for name in baselines:
         # bins without patches left out, so that the dashed line joins the bins that have them
@@ -193,8 +223,12 @@ def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int) 
         ax.plot((part["cloud_lo_pct"] + part["cloud_hi_pct"]) / 2, part["f1"], ls="--", lw=1.5, color="0.25",
                 marker="x", ms=5, label=BASELINE_LABELS[name])
     ax.set_ylabel("micro F1 on the test split")
-    ax.legend(title=f"error bars: std of F1 over\n{subgroups} random sub-groups per bin",
-              title_fontsize="small", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    if error_bars == "bootstrap":
+        how = f" ({n_resamples} resamples)" if n_resamples else ""
+        title = f"error bars: {100 * CONFIDENCE:.0f} % bootstrap interval\nover test patches{how}"
+    else:
+        title = f"error bars: std of F1 over\n{subgroups} random sub-groups per bin (paper)"
+    ax.legend(title=title, title_fontsize="small", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     ax.tick_params(labelbottom=False)
     ax.set_title(_title("F1 versus cloud cover (Gu et al. 2022, Fig. 1)", source))
@@ -320,66 +354,117 @@ def fig3_from_files(
 
 # --- Fig. 4 -------------------------------------------------------------------------------------------------
 
-def fig4_table(metrics: Mapping[str, str | Path]) -> pd.DataFrame:
-    """One row per expected self-supervision run (``ssl_on_*``, ``ssl_off_*`` × 25/50/75/100 %): ``run``,
-    ``pretext`` (bool), ``label_fraction_pct``, ``f1`` (micro) and ``status`` ("ok" or "missing").
+def labelled_patches(index_path: str | Path, seed: int) -> dict[int, int]:
+    """Labelled training patches of each Fig. 4 fraction (percent -> count): the subsets the SSL runs of
+    ``seed`` (config ``ssl.seed``) train on, :func:`hcrlc.pretext.nested_label_subsets` of the index's train
+    split."""
+    from hcrlc.data.dataset import load_index  # the data stack is needed by this entry only
+    from hcrlc.pretext import nested_label_subsets
 
-    ``metrics`` maps run names to metrics.json paths; runs not in it, whose file does not exist or whose F1 is
-    null are "missing".
+    n_train = len(load_index(index_path, "train"))
+    return {f: len(rows) for f, rows in nested_label_subsets(n_train, list(LABEL_FRACTIONS), seed).items()}
+
+
+def fig4_table(
+    predictions: Mapping[str, str | Path | Sequence[str | Path]], *, n_resamples: int = 1000, seed: int = 0,
+    labelled: Mapping[int, int] | None = None,
+) -> pd.DataFrame:
+    """One row per expected self-supervision run (``ssl_on_*``, ``ssl_off_*`` × 25/50/75/100 %): ``run``,
+    ``pretext`` (bool), ``label_fraction_pct``, ``n_labelled`` (from ``labelled``, else empty), ``n_seeds``,
+    ``f1`` (micro; the mean over seeds), ``f1_lo`` and ``f1_hi`` (its 95 % bootstrap interval over test patches,
+    :mod:`hcrlc.bootstrap`, ``n_resamples`` resamples from ``seed``), ``f1_seed_min``, ``f1_seed_max`` and
+    ``f1_seed_std`` (over seeds; empty for one) and ``status`` ("ok" or "missing").
+
+    ``predictions`` maps run names to their predictions.npz (one path, or one per seed); runs not in it, whose
+    files do not all exist or that do not classify are "missing".
     """
-    unknown = sorted(name for name in metrics if not SSL_RUN.match(name))
+    unknown = sorted(name for name in predictions if not SSL_RUN.match(name))
     if unknown:
         raise ValueError(f"fig4: run names {unknown} are not ssl_on_<pct> / ssl_off_<pct>")
+    paths = {run: [p] if isinstance(p, str | Path) else list(p) for run, p in predictions.items()}
+    present = {run: files for run, files in paths.items() if files and all(Path(f).is_file() for f in files)}
+    loaded = {run: runs for run, runs in read_aligned(present).items() if all("probs" in r for r in runs)}
+    n_test = {len(runs[0]["idx"]) for runs in loaded.values()}
+    weights = resample_counts(n_test.pop(), n_resamples, seed) if n_test else None
     rows = []
     for pretext in (True, False):
         for fraction in LABEL_FRACTIONS:
             run = f"ssl_{'on' if pretext else 'off'}_{fraction}"
-            path = metrics.get(run)
-            f1 = read_metrics(path).get("f1") if path is not None and Path(path).is_file() else None
-            rows.append({"run": run, "pretext": pretext, "label_fraction_pct": fraction,
-                         "f1": np.nan if f1 is None else float(f1),
-                         "status": "missing" if f1 is None else "ok"})
-    return pd.DataFrame(rows)
+            row = {"run": run, "pretext": pretext, "label_fraction_pct": fraction,
+                   "n_labelled": (labelled or {}).get(fraction), "n_seeds": 0, "f1": np.nan, "f1_lo": np.nan,
+                   "f1_hi": np.nan, "f1_seed_min": np.nan, "f1_seed_max": np.nan, "f1_seed_std": np.nan,
+                   "status": "missing"}
+            runs = loaded.get(run)
+            if runs:
+                per_seed = [micro_f1(r["probs"], r["targets"]) for r in runs]
+                lo, hi, _ = percentile_interval(metric_values(weights, runs, "f1"))
+                row |= {"n_seeds": len(runs), "f1": float(np.mean(per_seed)), "f1_lo": lo, "f1_hi": hi,
+                        "status": "ok"}
+                if len(runs) > 1:
+                    row |= {"f1_seed_min": min(per_seed), "f1_seed_max": max(per_seed),
+                            "f1_seed_std": float(np.std(per_seed, ddof=1))}
+            rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame["n_labelled"] = frame["n_labelled"].astype("Int64")
+    return frame
 
 
 def fig4(
-    metrics: Mapping[str, str | Path], out_png: str | Path, out_pdf: str | Path | None, *, source: str,
-    constant_f1: float | None = None,
+    predictions: Mapping[str, str | Path | Sequence[str | Path]], out_png: str | Path, out_pdf: str | Path | None,
+    *, source: str, constant_f1: float | None = None, labelled: Mapping[int, int] | None = None,
+    n_resamples: int = 1000, seed: int = 0,
 ) -> pd.DataFrame:
     """Fig. 4: micro F1 versus the percentage of labelled training data, with and without the pretext.
 
-    Draws the runs that exist and lists the missing ones in the figure; the paper's F1 ≈ 0.703 (with pretext,
-    100 % of the labels) is a separate point labelled "paper"; ``constant_f1`` (the constant prediction's test
-    F1, see :mod:`hcrlc.baselines`) a dashed line: a run below it has learnt nothing. Returns
-    :func:`fig4_table`.
+    Draws the runs that exist (:func:`fig4_table`) with their 95 % bootstrap intervals over test patches as error
+    bars and, where a run has several seeds, a band from the lowest to the highest seed's F1; lists the missing
+    runs in the figure. The paper's F1 ≈ 0.703 (with pretext, 100 % of the labels) is a separate point labelled
+    "paper"; ``constant_f1`` (the constant prediction's test F1, see :mod:`hcrlc.baselines`) a dashed line: a
+    run below it has learnt nothing. ``labelled`` (percent -> labelled training patches,
+    :func:`labelled_patches`) names the count under each fraction. Returns :func:`fig4_table`.
     """
     check_source(source)
-    table = fig4_table(metrics)
-    fig = Figure(figsize=(6.5, 4.8))
+    table = fig4_table(predictions, n_resamples=n_resamples, seed=seed, labelled=labelled)
+    fig = Figure(figsize=(6.8, 5.0))
     ax = fig.add_subplot()
-    styles = ((True, "o", "with pretext (self-supervised)"), (False, "s", "without pretext"))
-    for pretext, marker, label in styles:
+    styles = ((True, "o", "with pretext (self-supervised)", "tab:blue", -1.0),
+              (False, "s", "without pretext", "tab:orange", 1.0))
+    seeds = int(table["n_seeds"].max())
+    for pretext, marker, label, colour, shift in styles:
         part = table[(table["pretext"] == pretext) & (table["status"] == "ok")]
-        if len(part):
-            ax.plot(part["label_fraction_pct"], part["f1"], marker=marker, lw=1.5, label=label)
+        if not len(part):
+            continue
+        x = part["label_fraction_pct"] + shift  # the two curves' error bars side by side
+        yerr = np.vstack([part["f1"] - part["f1_lo"], part["f1_hi"] - part["f1"]]).clip(min=0)
+        ax.errorbar(x, part["f1"], yerr=yerr, marker=marker, lw=1.5, capsize=3, color=colour, label=label)
+        several = part[part["n_seeds"] > 1]
+        if len(several):
+            ax.fill_between(several["label_fraction_pct"] + shift, several["f1_seed_min"], several["f1_seed_max"],
+                            color=colour, alpha=0.18, lw=0,
+                            label=f"{label}: range over {int(several['n_seeds'].max())} seeds")
     if constant_f1 is not None:
         ax.axhline(constant_f1, ls="--", lw=1.2, color="0.4",
                    label=f"constant prediction (no training): F1 {constant_f1:.3f}")
-    ax.plot([100], [PAPER_FIG4_F1_100], marker="*", ms=14, ls="none", color="black",
-            label=f"paper: F1 ≈ {PAPER_FIG4_F1_100} (with pretext, 100 %)")
-    ax.annotate("paper", (100, PAPER_FIG4_F1_100), textcoords="offset points", xytext=(-12, 0), ha="right",
+    ax.plot([100], [FIG4_F1_PRETEXT_100], marker="*", ms=14, ls="none", color="black",
+            label=f"paper: F1 ≈ {FIG4_F1_PRETEXT_100} (with pretext, 100 %)")
+    ax.annotate("paper", (100, FIG4_F1_PRETEXT_100), textcoords="offset points", xytext=(-12, 0), ha="right",
                 va="center")
     ax.margins(y=0.15)
     missing = table.loc[table["status"] == "missing", "run"].tolist()
     if missing:
-        ax.text(0.0, -0.2, "not available (not run yet): " + ", ".join(missing), transform=ax.transAxes,
+        ax.text(0.0, -0.24, "not available (not run yet): " + ", ".join(missing), transform=ax.transAxes,
                 fontsize="x-small", va="top", ha="left", color="0.3")
     ax.set_xticks(list(LABEL_FRACTIONS))
+    counts = dict(zip(table["label_fraction_pct"], table["n_labelled"]))
+    ax.set_xticklabels([f"{f} %" if pd.isna(counts[f]) else
+                        f"{f} %\n{counts[f]} patch{'' if counts[f] == 1 else 'es'}" for f in LABEL_FRACTIONS])
     ax.set_xlim(15, 110)
-    ax.set_xlabel("labelled training data used (%)")
+    ax.set_xlabel("labelled training data used (% of the training split; labelled patches below)")
     ax.set_ylabel("micro F1 on the test split")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", loc="best")
+    legend_title = (f"error bars: {100 * CONFIDENCE:.0f} % bootstrap interval over test patches"
+                    + ("" if seeds > 1 else "\n(one training seed per run)"))
+    ax.legend(fontsize="small", loc="best", title=legend_title, title_fontsize="x-small")
     ax.set_title(_title("F1 versus labelled data (Gu et al. 2022, Fig. 4)", source))
     _save(fig, out_png, out_pdf)
     return table

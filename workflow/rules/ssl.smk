@@ -57,8 +57,10 @@ rule ssl_run:
 
 rule fig4:
     input:
-        metrics=expand("results/eval/{run}/metrics.json", run=SSL_RUNS),
+        predictions=expand("results/eval/{run}/predictions.npz", run=SSL_RUNS),
         constant="results/eval/constant_prediction/metrics.json",
+        # the labelled patches of each fraction: the SSL runs' subsets of the train split
+        index=PACKED["index"],
     output:
         png=report(
             "results/figures/fig4.png",
@@ -73,6 +75,9 @@ rule fig4:
     params:
         code=code_of("fig4.py"),
         runs=SSL_RUNS,
+        ssl_seed=config["ssl"]["seed"],
+        n_resamples=config["evaluate"]["bootstrap"],
+        bootstrap_seed=config["evaluate"]["bootstrap_seed"],
         source=DATA_SOURCE,
     script:
         "../scripts/fig4.py"

@@ -2,13 +2,17 @@ from hcrlc.figures import fig1
 from hcrlc.logs import job_log
 
 with job_log(snakemake.log[0]):
+    p = snakemake.params
     fig1(
-        dict(zip(snakemake.params.models, snakemake.input.predictions)),
+        dict(zip(p.models, snakemake.input.predictions)),
         snakemake.output.png,
         snakemake.output.pdf,
-        source=snakemake.params.source,
-        bins=snakemake.params.bins,
-        subgroups=snakemake.params.subgroups,
+        source=p.source,
+        bins=p.bins,
+        subgroups=p.subgroups,
         out_csv=snakemake.output.csv,
         baselines={"constant_prediction": snakemake.input.constant},
+        error_bars=p.error_bars,
+        n_resamples=p.n_resamples,
+        bootstrap_seed=p.bootstrap_seed,
     )
