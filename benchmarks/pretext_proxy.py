@@ -9,7 +9,7 @@ printing train loss and validation accuracy (chance 0.25) every few epochs. It i
     python benchmarks/pretext_proxy.py --results /tmp/pretext_check/results --downsample 4 --epochs 60
 
 ``--results`` is a finished run's ``results/`` (``configs/pretext_check.yaml`` makes one with ~600 anchors; the
-demo's has 97). Measured numbers: README "What the demo gives".
+demo's has 97). Measured numbers: docs/demo.md, "The pretext and Fig. 4".
 """
 
 from __future__ import annotations

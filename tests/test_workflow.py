@@ -128,7 +128,7 @@ def test_snakefmt_check():
 
 def test_ruff_is_clean():
     require_tool("ruff")  # the rule set depends on ruff's version: pyproject's [test] extra pins it
-    proc = subprocess.run(["ruff", "check", "src", "workflow", "tests", "benchmarks"], cwd=REPO, check=False,
+    proc = subprocess.run(["ruff", "check", "src", "workflow", "tests", "benchmarks", "docs"], cwd=REPO, check=False,
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
