@@ -139,7 +139,7 @@ def test_a_64_px_depth_2_scale_model_keeps_the_papers_centre_and_branch_sizes() 
     for size, widths in ((256, [2, 2, 2, 2, 4]), (64, [2, 2, 4])):
         model = build_model("lc_net", {"widths": widths, "cls_widths": [4, 4, 4]}, patch_size=size).eval()
         seen = []
-        hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out.shape[-1]))
+        hooks = [m.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.shape[-1]))
                  for m in model.classifier.convs if isinstance(m, nn.Conv2d)]
         with torch.no_grad():
             centre = model.encoder(_batch(1, size))[-1].shape[-1]
