@@ -16,7 +16,7 @@ os.environ.update(
     PYTHONPATH=os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
 )
 
-from hcrlc.config_check import check_config
+from hcrlc.config_check import check_config, check_patch_geometry
 
 
 configfile: str(Path(workflow.basedir) / "config.yaml")
@@ -29,6 +29,8 @@ check_config(
     workflow.configfiles,
 )
 validate(config, "workflow/schemas/config.schema.yaml")
+# the size of every patch (SEN12MS's 256 px for real trees, synthetic.patch_size otherwise) must fit the networks
+PATCH_PX = check_patch_geometry(config, workflow.configfiles)
 
 
 report: "workflow/report/workflow.rst"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from hcrlc.data.synthetic import generate_trees
 
@@ -80,4 +81,26 @@ def smoke_run(tmp_path_factory) -> Path:
     """A workdir holding the whole default workflow run on the smoke config (once per test module)."""
     work = tmp_path_factory.mktemp("smoke")
     snakemake(work)  # the default target: the whole workflow
+    return work
+
+
+#: Overlay of the smoke config with the paper's geometry at the smallest cost: 256 px patches, a U-Net of depth 4
+#: (16 px centre) with three classification convs (16 -> 14 -> 12 -> 10 px) and a five-pool C-Net (256 -> 8 px),
+#: two to four channels a layer.
+PAPER_GEOMETRY = {"synthetic": {"patch_size": 256},
+                  "model": {"widths": [2, 2, 2, 2, 4], "cls_widths": [4, 4, 4],
+                            "cnet_layers": [2, "M", 2, "M", 2, "M", 2, "M", 2, "M"], "cnet_hidden": [8]}}
+#: what the paper-geometry run builds: every network of Table 2 and the pretext trained, Fig. 3 (two evaluations)
+#: and the model card of the sequential ensemble, whose C-Net is sized by the patch
+PAPER_GEOMETRY_TARGETS = ("train", "results/models/pretext/best.pt", "results/figures/fig3.png",
+                          "results/models/hcr_c_net/model_card.json")
+
+
+@pytest.fixture(scope="session")
+def paper_geometry_run(tmp_path_factory) -> Path:
+    """A workdir in which the smoke config with :data:`PAPER_GEOMETRY` ran :data:`PAPER_GEOMETRY_TARGETS`."""
+    work = tmp_path_factory.mktemp("paper_geometry")
+    overlay = work / "paper_geometry.yaml"
+    overlay.write_text(yaml.safe_dump(PAPER_GEOMETRY))
+    snakemake(work, *PAPER_GEOMETRY_TARGETS, "--configfile", str(SMOKE), str(overlay))
     return work

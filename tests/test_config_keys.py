@@ -32,7 +32,7 @@ OBSERVABLE: dict[str, str] = {
     **{f"download.{k}": "download" for k in ("dir", "archives", "extract", "keep_archives", "timeout", "retries",
                                              "runtime")},
     "synthetic.seed": "synthetic_tree", "synthetic.grid": "synthetic_tree", "synthetic.scenes": "synthetic_tree",
-    "synthetic.only_in_one_tree": "synthetic_tree",
+    "synthetic.only_in_one_tree": "synthetic_tree", "synthetic.patch_size": "synthetic_tree",
     "split.seed": "index", "split.val_fraction": "index", "split.val_mode": "index",
     "labels.threshold": "index",
     "shards.compression": "shards",
@@ -63,7 +63,7 @@ OBSERVABLE: dict[str, str] = {
 VALUES = {
     "data.labels": "IGBP_probability_labels.pkl",
     "download.archives": [{"url": "https://example.org/ROIs1158_spring.tar.gz", "dataset": "sen12ms"}],
-    "synthetic.scenes": ["spring_15", "spring_1"],
+    "synthetic.scenes": ["spring_15", "spring_1"], "synthetic.patch_size": 128,
     "model.widths": [4, 8], "model.cls_widths": [8, 8], "model.cnet_layers": [4, "M"], "model.cnet_hidden": [8],
     "ssl.label_fractions": [25], "seeds": [0, 1],
     "predict.model": "hcr_net",

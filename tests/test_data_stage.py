@@ -283,11 +283,15 @@ def test_scene_with_no_usable_triplet_yields_empty_outputs(tiny_tree, tmp_path):
     ms, cr, _ = tiny_tree
     listing, listing_excluded = build_listing(ms, cr)
     empty = listing.iloc[:0]
-    table = scan_scene(empty, tmp_path / "shards" / "winter_99", progress=False)
-    cloud = compute_scene_masks(tmp_path / "shards" / "winter_99", tmp_path / "masks" / "winter_99", threshold=0.4,
-                                average_over=1, dilation_size=1, progress=False)
-    assert len(table) == 0 and len(cloud) == 0
-    assert np.load(tmp_path / "masks" / "winter_99" / "mask.npy").shape == (0, 8192)
+    # no file to read a size from: 0 x 0 px patches, unless the run says which size its patches have
+    for patch_px, mask_bytes in ((None, 0), (256, 8192)):
+        table = scan_scene(empty, tmp_path / "shards" / "winter_99", progress=False, patch_px=patch_px)
+        cloud = compute_scene_masks(tmp_path / "shards" / "winter_99", tmp_path / "masks" / "winter_99",
+                                    threshold=0.4, average_over=1, dilation_size=1, progress=False)
+        assert len(table) == 0 and len(cloud) == 0 and "patch_px" in table.columns
+        assert np.load(tmp_path / "shards" / "winter_99" / "s2_cloudy.npy").shape == (0, 13, patch_px or 0,
+                                                                                      patch_px or 0)
+        assert np.load(tmp_path / "masks" / "winter_99" / "mask.npy").shape == (0, mask_bytes)
     index, excluded = build_index(listing.iloc[:0], listing_excluded, [table], [cloud], val_fraction=0.1, seed=0,
                                   val_mode="scenes", label_threshold=0.1)
     assert len(index) == 0 and len(excluded) == len(listing_excluded)

@@ -275,7 +275,7 @@ def test_bad_inputs_say_what_to_do():
     with pytest.raises(ConfigError, match="engine"):
         fc.cloud_masks(dn, engine="gpu")
     with pytest.raises(ValueError, match="one grid row"):
-        fc.scene_cloud_masks(dn, [0, 1], [0])
+        fc.scene_cloud_masks(dn, [0, 1], [0], 4)
 
 
 @needs_kernel

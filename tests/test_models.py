@@ -22,7 +22,7 @@ from hcrlc.models import (
     count_parameters,
     learnable_parameters,
 )
-from hcrlc.paper import TABLE1_PARAMS, TABLE2
+from hcrlc.paper import PATCH_SIZE, TABLE1_PARAMS, TABLE2
 from hcrlc.training.checkpoints import build_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,13 +59,13 @@ def _batch(n: int, size: int, seed: int = 0) -> torch.Tensor:
                       ("hcr_c_net", "hcr_c_net")]
 )
 def test_default_config_reproduces_table1_exactly(name: str, row: str) -> None:
-    assert learnable_parameters(name, {}) == TABLE1_PARAMS[row]
+    assert learnable_parameters(name, {}, PATCH_SIZE) == TABLE1_PARAMS[row]
 
 
 def test_table1_counts_frozen_hcr_net_but_training_does_not() -> None:
     with torch.device("meta"):
-        model = build_model("hcr_c_net", {})
-        hcr = build_model("hcr_net", {})
+        model = build_model("hcr_c_net", {}, PATCH_SIZE)
+        hcr = build_model("hcr_net", {}, PATCH_SIZE)
     assert isinstance(model, HcrCNet)
     n_hcr = count_parameters(hcr)
     assert count_parameters(model, trainable_only=False) == TABLE1_PARAMS["hcr_c_net"]
@@ -85,7 +85,7 @@ def test_buffers_are_not_parameters() -> None:
 
 def test_architecture_details_follow_the_authors_code() -> None:
     with torch.device("meta"):
-        model = build_model("hcr_lc_equal", {})
+        model = build_model("hcr_lc_equal", {}, PATCH_SIZE)
     assert sum(isinstance(m, nn.BatchNorm2d) for m in model.encoder.modules()) == 2 * 5
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.decoder.modules())
     assert all(m.bias is not None for m in model.encoder.modules() if isinstance(m, nn.Conv2d))
@@ -97,7 +97,7 @@ def test_architecture_details_follow_the_authors_code() -> None:
     assert (model.classifier.head.out_channels, model.classifier.head.kernel_size) == (10, (1, 1))
     assert (model.recon_head.in_channels, model.recon_head.out_channels) == (32, 13)
     with torch.device("meta"):
-        cnet = build_model("hcr_c_net", {}).cnet
+        cnet = build_model("hcr_c_net", {}, PATCH_SIZE).cnet
     linears = [m for m in cnet.classifier if isinstance(m, nn.Linear)]
     assert [(lin.in_features, lin.out_features) for lin in linears] == [
         (32768, 2048), (2048, 4096), (4096, 10)]
@@ -133,7 +133,7 @@ def test_each_decoder_level_concatenates_upsampled_then_skip_as_the_authors_unet
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_shrunk_models_run_on_256_px(name: str) -> None:
     torch.manual_seed(0)
-    model = build_model(name, SMALL).eval()
+    model = build_model(name, SMALL, PATCH_SIZE).eval()
     assert model.heads == HEADS[name]
     with torch.no_grad():
         out = model(_batch(2, 256))
@@ -155,6 +155,23 @@ def test_other_sizes_that_are_multiples_of_two_to_the_depth(name: str, size: int
         assert out["recon"].shape == (1, 13, size, size)
     if "logits" in out:
         assert out["logits"].shape == (1, 10)
+
+
+def test_a_64_px_depth_2_scale_model_keeps_the_papers_centre_and_branch_sizes() -> None:
+    # the paper: 256 px, depth 4 -> 16 px centre -> 14 -> 12 -> 10 px; the scale model: 64 px, depth 2, the same
+    sizes = {}
+    for size, widths in ((256, [2, 2, 2, 2, 4]), (64, [2, 2, 4])):
+        model = build_model("lc_net", {"widths": widths, "cls_widths": [4, 4, 4]}, patch_size=size).eval()
+        seen = []
+        hooks = [m.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.shape[-1]))
+                 for m in model.classifier.convs if isinstance(m, nn.Conv2d)]
+        with torch.no_grad():
+            centre = model.encoder(_batch(1, size))[-1].shape[-1]
+            model(_batch(1, size))
+        for hook in hooks:
+            hook.remove()
+        sizes[size] = [centre, *seen]
+    assert sizes[256] == sizes[64] == [16, 14, 12, 10]
 
 
 def test_centre_too_small_for_classification_branch_is_a_config_error() -> None:
@@ -185,9 +202,9 @@ def test_cnet_is_tied_to_its_patch_size() -> None:
 
 def test_unknown_names_and_keys_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="unknown model"):
-        build_model("unet", {})
+        build_model("unet", {}, PATCH_SIZE)
     with pytest.raises(ConfigError, match="depth"):
-        build_model("lc_net", {"depth": 3})
+        build_model("lc_net", {"depth": 3}, PATCH_SIZE)
     with pytest.raises(ConfigError, match="no classification head"):
         build_model("hcr_net", TINY, patch_size=16, n_classes=4)
 

@@ -29,7 +29,7 @@ def analytic_forward_flops(name: str, model_cfg: dict) -> int:
     """2 x multiply-accumulates of every convolution, transposed convolution and linear layer, from the layer
     shapes and the output sizes seen by forward hooks (independent of torch's FLOP formulas)."""
     with torch.device("meta"):
-        model = build_model(name, model_cfg)
+        model = build_model(name, model_cfg, PATCH_SIZE)
         x = torch.empty(1, 15, PATCH_SIZE, PATCH_SIZE)
     total = 0
 

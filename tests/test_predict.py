@@ -29,7 +29,7 @@ from hcrlc.data import fast_cloud as fc
 from hcrlc.data.dataset import prepare_s1, prepare_s2
 from hcrlc.data.s2cloudless_scene import s2cloudless_scene_path
 from hcrlc.demo_scene import write_demo_scene, write_geotiff
-from hcrlc.errors import DataError
+from hcrlc.errors import ConfigError, DataError
 from hcrlc.model_card import with_test_metrics, write_model_card
 from hcrlc.models import LOGITS, RECON
 from hcrlc.paper import CLASSES, MASK_PRESETS
@@ -55,7 +55,7 @@ from hcrlc.training import file_sha256, load_model, train_model
 UTM = CRS.from_epsg(32633)
 LONLAT = CRS.from_epsg(4326)
 UTM_ORIGIN = (500_000.0, 5_200_000.0)
-#: Settings for the 32-px test models (the default overlap, 64 px, is for 256-px windows).
+#: Settings for the 32-px test models: an explicit overlap of a quarter of the window (the default's share).
 SMALL = PredictSettings(overlap=8)
 
 
@@ -385,6 +385,7 @@ def test_model_card_describes_the_checkpoint_and_gains_the_test_metrics(checkpoi
     assert card["model_config"]["widths"] == TINY["widths"] and card["training_config"]["epochs"] == 1
     assert card["software"]["torch"] == torch.__version__ and card["data"]["source"] == "synthetic"
     assert set(card["outputs"]) == {"recon", "logits"} and card["test_metrics"] is None
+    assert card["patch_size"] == 32  # the checkpoint's: its training patches
     assert json.loads(card_path.read_text()) == card
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps({"f1": 0.5, "psnr": 20.0}))
@@ -395,6 +396,21 @@ def test_model_card_describes_the_checkpoint_and_gains_the_test_metrics(checkpoi
     summary = predict_scene(ckpt, s2, s1, tmp_path / "out", SMALL, progress=False)
     assert summary["trained_on"] == "synthetic" and "SYNTHETIC" in summary["note"]
     card_path.unlink()
+
+
+def test_windows_take_the_checkpoints_patch_size_and_overlap_a_quarter_of_it_by_default(checkpoints, tmp_path):
+    assert PredictSettings().for_window(256).overlap == 64 and PredictSettings().for_window(64).overlap == 16
+    assert PredictSettings(overlap=5).for_window(64).overlap == 5
+    with pytest.raises(ConfigError, match=r"predict.overlap must be smaller than the 32-px window"):
+        PredictSettings(overlap=32).for_window(32)
+    s2, s1 = write_scene(tmp_path, 80, 70)
+    summary = predict_scene(checkpoints["hcr_lc_uncertain_32"], s2, s1, tmp_path / "out", PredictSettings(),
+                            progress=False)
+    assert summary["windows"]["size"] == 32 and summary["settings"]["overlap"] == 8
+    assert (summary["windows"]["rows"], summary["windows"]["cols"]) == (len(window_starts(70, 32, 8)),
+                                                                        len(window_starts(80, 32, 8)))
+    with rasterio.open(tmp_path / "out" / CLOUD_FREE) as cf:
+        assert (cf.width, cf.height) == (80, 70)
 
 
 def test_predict_defaults_match_the_schema():

@@ -40,18 +40,24 @@ def test_neighbours_match_the_generators_grid(scanned):
     assert (found >= 0).any()
 
 
-def test_neighbours_need_exact_offset_same_crs_and_scene():
+@pytest.mark.parametrize("patch_px", [256, 64])
+def test_neighbours_need_exact_offset_same_crs_and_scene(patch_px):
+    step = patch_px / 2 * 10.0  # one stride (half the data's patch size) of 10 m pixels
     f = pd.DataFrame({
         "season": ["spring"] * 5 + ["fall"],
         "scene": [1, 1, 1, 1, 2, 1],
         "crs": ["EPSG:32632"] * 3 + ["EPSG:32633", "EPSG:32632", "EPSG:32632"],
-        "x0": [500000.0, 501280.0, 500000.0, 501280.0, 501280.0, 501280.0],
-        "y0": [4000000.0, 4000000.0, 4001279.0, 4000000.0, 4000000.0, 4000000.0],
+        "x0": [500000.0, 500000 + step, 500000.0, 500000 + step, 500000 + step, 500000 + step],
+        "y0": [4000000.0, 4000000.0, 4000000 + step - 1, 4000000.0, 4000000.0, 4000000.0],
         "res": [10.0] * 6,
+        "patch_px": [patch_px] * 6,
     })
     nb = find_neighbours(f)
     assert nb[0].tolist() == [-1, -1, -1, 1]  # only row 1 is its east neighbour; 2 is 1 m off, 3-5 elsewhere
     assert nb[1].tolist() == [-1, 0, -1, -1]
+    # the offset is the data's own stride: patches of another size at these corners are not neighbours
+    other = f.assign(patch_px=512 if patch_px == 256 else 256)
+    assert (find_neighbours(other) == -1).all()
 
 
 def test_nested_label_subsets():

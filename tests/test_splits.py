@@ -58,22 +58,32 @@ def test_scene_validation_refuses_to_take_every_training_scene():
         assign_split(keys, 0.1, seed=0, mode="tiles")
 
 
-def _grid_index(split_of) -> pd.DataFrame:
-    """A 4 x 4 scene of 256 px patches at stride 128 px (10 m pixels), split by ``split_of(row, col)``."""
-    rows = [{"season": "spring", "scene": 1, "crs": "EPSG:32633", "res": 10.0, "x0": 500_000 + 1280.0 * c,
-             "y0": 5_000_000 - 1280.0 * r, "split": split_of(r, c)} for r in range(4) for c in range(4)]
+def _grid_index(split_of, patch_px: int = 256) -> pd.DataFrame:
+    """A 4 x 4 scene of ``patch_px`` px patches at stride ``patch_px / 2`` (10 m pixels), split by ``split_of(row,
+    col)``."""
+    step = patch_px / 2 * 10.0
+    rows = [{"season": "spring", "scene": 1, "crs": "EPSG:32633", "res": 10.0, "x0": 500_000 + step * c,
+             "y0": 5_000_000 - step * r, "split": split_of(r, c), "patch_px": patch_px}
+            for r in range(4) for c in range(4)]
     return pd.DataFrame(rows)
 
 
-def test_overlap_count_sees_neighbours_at_stride_128_but_not_at_256():
-    # validation = the patches at even rows and columns: each has train neighbours 128 px away
-    index = _grid_index(lambda r, c: "val" if r % 2 == 0 and c % 2 == 0 else "train")
+@pytest.mark.parametrize("patch_px", [256, 64])
+def test_overlap_count_sees_neighbours_one_stride_away_but_not_two(patch_px):
+    stride_m = patch_px / 2 * 10.0
+    # validation = the patches at even rows and columns: each has train neighbours one stride away
+    index = _grid_index(lambda r, c: "val" if r % 2 == 0 and c % 2 == 0 else "train", patch_px)
     assert count_val_overlapping_train(index) == 4
-    # only (0, 0) and (2, 2) in val, train restricted to patches 256 px or more away -> no shared pixel
+    # only (0, 0) and (2, 2) in val, train restricted to patches a whole patch or more away -> no shared pixel
     index = _grid_index(lambda r, c: "val" if (r, c) in {(0, 0), (2, 2)} else
-                        ("train" if (r, c) in {(0, 2), (2, 0)} else "test"))
+                        ("train" if (r, c) in {(0, 2), (2, 0)} else "test"), patch_px)
     assert count_val_overlapping_train(index) == 0
-    # (1, 0) to train: 128 px below (0, 0), so they share pixels; it is 256 px left of (2, 2), so those do not
-    index.loc[(index.x0 == 500_000) & (index.y0 == 5_000_000 - 1280), "split"] = "train"
+    # (1, 0) to train: one stride below (0, 0), so they share pixels; it is a whole patch left of (2, 2): they do not
+    index.loc[(index.x0 == 500_000) & (index.y0 == 5_000_000 - stride_m), "split"] = "train"
     assert count_val_overlapping_train(index) == 1
     assert count_val_overlapping_train(index.iloc[:0]) == 0
+    # the reach is the data's own patch size: read as 256 px patches, the 64 px grid's val patches would touch
+    # train patches two strides away
+    if patch_px == 64:
+        index["patch_px"] = 256
+        assert count_val_overlapping_train(index) == 2

@@ -14,7 +14,7 @@ import yaml
 from hcrlc.errors import DataError
 from hcrlc.evaluation import METRIC_KEYS
 from hcrlc.models import learnable_parameters
-from hcrlc.paper import TABLE1_PARAMS, TABLE2
+from hcrlc.paper import PATCH_SIZE, TABLE1_PARAMS, TABLE2
 from hcrlc.tables import table1, table2, table2_markdown, write_table1, write_table2
 
 #: The demo's shrunk sizes.
@@ -23,9 +23,9 @@ SMALL = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").rea
 
 def test_table1_with_default_sizes_matches_the_paper_quickly() -> None:
     start = time.perf_counter()
-    frame = table1({})
+    frame = table1({}, PATCH_SIZE)
     elapsed = time.perf_counter() - start
-    assert list(frame.columns) == ["model", "ours", "paper", "match"]
+    assert list(frame.columns) == ["model", "ours", "paper", "match", "patch_px"]
     assert frame["model"].tolist() == ["lc_net", "hcr_lc", "hcr_c_net"]
     assert frame["ours"].tolist() == [103_851_050, 106_899_319, 107_473_335]
     assert frame["paper"].tolist() == [TABLE1_PARAMS[k] for k in frame["model"]]
@@ -34,10 +34,10 @@ def test_table1_with_default_sizes_matches_the_paper_quickly() -> None:
 
 
 def test_table1_with_shrunk_sizes_reports_mismatch() -> None:
-    frame = table1(SMALL)
+    frame = table1(SMALL, PATCH_SIZE)
     assert not frame["match"].any()
     assert frame["ours"].tolist() == [
-        learnable_parameters(name, SMALL) for name in ("lc_net", "hcr_lc_equal", "hcr_c_net")
+        learnable_parameters(name, SMALL, PATCH_SIZE) for name in ("lc_net", "hcr_lc_equal", "hcr_c_net")
     ]
 
 
@@ -45,7 +45,7 @@ def test_write_table1_is_atomic_and_round_trips(tmp_path) -> None:
     out = tmp_path / "tables" / "table1.csv"
     out.parent.mkdir()
     out.write_text("stale\n")
-    frame = write_table1({}, out)
+    frame = write_table1({}, PATCH_SIZE, out)
     assert pd.read_csv(out).equals(frame)
     assert sorted(p.name for p in out.parent.iterdir()) == ["table1.csv"]  # no temp file left behind
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from conftest import REPO, SMOKE, snakemake
+from hcrlc.training import load_model
 
 
 @pytest.mark.slow
@@ -41,20 +43,49 @@ def test_second_invocation_has_nothing_to_do(smoke_run):
 
 
 @pytest.mark.slow
-def test_real_layout_tree_via_overlay_from_another_directory(smoke_run, tmp_path):
-    # the generated trees are in the exact real layout: point a fresh run at them as if they were real data
+def test_real_layout_tree_via_overlay_from_another_directory(paper_geometry_run, tmp_path):
+    # the generated trees are in the exact real layout: point a fresh run at them as if they were real data (real
+    # trees hold 256 px patches: the paper-geometry run's tree does)
     overlay = tmp_path / "paths.yaml"
-    synth = smoke_run / "results" / "synthetic"
+    synth = paper_geometry_run / "results" / "synthetic"
     overlay.write_text(yaml.safe_dump({"data": {"sen12ms": str(synth / "SEN12MS"),
                                                 "sen12mscr": str(synth / "SEN12MS-CR")}}))
     work = tmp_path / "elsewhere"
-    snakemake(work, "data", "--configfile", str(SMOKE), str(overlay))
+    snakemake(work, "data", "--configfile", str(SMOKE), str(paper_geometry_run / "paper_geometry.yaml"),
+              str(overlay))
     real = pd.read_parquet(work / "results" / "data" / "index.parquet")
-    synthetic = pd.read_parquet(smoke_run / "results" / "data" / "index.parquet")
+    synthetic = pd.read_parquet(paper_geometry_run / "results" / "data" / "index.parquet")
     assert json.loads((work / "results" / "data" / "summary.json").read_text())["source"] == "real"
-    cols = ["season", "scene", "patch", "split", "cloud_fraction"]
+    cols = ["season", "scene", "patch", "split", "cloud_fraction", "patch_px"]
     pd.testing.assert_frame_equal(real[cols], synthetic[cols])
     assert not (work / "results" / "synthetic").exists()
+
+
+@pytest.mark.slow
+def test_a_real_tree_of_other_than_256_px_patches_is_refused_naming_a_file(smoke_run, tmp_path):
+    # the smoke run's tree holds 64 px patches: as real data it is not SEN12MS as published
+    synth = smoke_run / "results" / "synthetic"
+    paths = overlay(tmp_path, {"data": {"sen12ms": str(synth / "SEN12MS"), "sen12mscr": str(synth / "SEN12MS-CR")}})
+    work = tmp_path / "elsewhere"
+    proc = snakemake(work, "data", "--configfile", str(SMOKE), paths, check=False)
+    assert proc.returncode != 0
+    logs = "".join(p.read_text() for p in (work / "results" / "logs" / "shards").glob("*.log"))
+    assert "is 64x64 px, expected 256x256, and so is every other patch of this scene" in logs
+    assert f"{synth / 'SEN12MS-CR'}/" in logs and "data.sen12ms" in logs
+    assert not (work / "results" / "data" / "index.parquet").exists()
+
+
+@pytest.mark.slow
+def test_the_papers_256_px_depth_4_geometry_runs_through_the_rules(paper_geometry_run):
+    r = paper_geometry_run / "results"
+    assert (pd.read_parquet(r / "data" / "index.parquet")["patch_px"] == 256).all()
+    assert (pd.read_csv(r / "tables" / "table1.csv")["patch_px"] == 256).all()
+    for run in ("lc_net", "hcr_net", "hcr_lc_equal", "hcr_lc_uncertain", "hcr_c_net", "pretext"):
+        assert torch.load(r / "models" / run / "best.pt", weights_only=True)["patch_size"] == 256, run
+    cnet = load_model(r / "models" / "hcr_c_net" / "best.pt").cnet
+    assert cnet.classifier[0].in_features == 2 * 8 * 8  # the last conv's 2 channels of 256 / 2**5 px
+    assert json.loads((r / "models" / "hcr_c_net" / "model_card.json").read_text())["patch_size"] == 256
+    assert (r / "figures" / "fig3.png").stat().st_size > 0
 
 
 def test_unknown_config_key_fails_before_any_job(tmp_path):

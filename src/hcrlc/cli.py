@@ -44,7 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--name", default=None, help="scene name in summary.json (default: the S2 file's stem)")
     p.add_argument("--overlap", type=int, default=PREDICT_DEFAULTS["overlap"],
-                   help="pixels shared by neighbouring windows (default %(default)s)")
+                   help="pixels shared by neighbouring windows of the checkpoint's patch size (default: a quarter "
+                   "of the window, 64 px for 256 px patches)")
     p.add_argument("--batch-size", type=int, default=PREDICT_DEFAULTS["batch_size"],
                    help="windows per forward pass (default %(default)s)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=PREDICT_DEFAULTS["device"])

@@ -44,7 +44,7 @@ from hcrlc.bootstrap import (
 from hcrlc.errors import DataError
 from hcrlc.metrics import micro_f1
 from hcrlc.model_specs import MODEL_LABELS, PRETEXT
-from hcrlc.paper import LABEL_FRACTIONS, PATCH_SIZE, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
+from hcrlc.paper import LABEL_FRACTIONS, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
 from hcrlc.tables import BASELINE_LABELS, check_source
 
 log = logging.getLogger(__name__)
@@ -329,9 +329,9 @@ def fig3(
                 ax.set_title(titles[j], fontsize="small")
         axes[i, 0].set_ylabel(f"test row {int(row)}\n{100 * float(item['cloud_fraction']):.0f} % cloudy",
                               fontsize="small")
-    size = clear.shape[-1] if len(rows) else PATCH_SIZE
-    fig.suptitle(_title(f"Qualitative results (Gu et al. 2022, Fig. 3); {size}×{size} px patches at "
-                        f"{PIXEL_SIZE_M:.0f} m", source), fontsize="medium")
+    # the patch size as the data has it (each panel is one whole patch): the paper's is 256 px
+    size = f"; {clear.shape[-2]}×{clear.shape[-1]} px patches at {PIXEL_SIZE_M:.0f} m" if len(rows) else ""
+    fig.suptitle(_title(f"Qualitative results (Gu et al. 2022, Fig. 3){size}", source), fontsize="medium")
     _save(fig, out_png, out_pdf)
 
 

@@ -23,7 +23,7 @@ import hcrlc
 from hcrlc.atomic import write_json
 from hcrlc.errors import DataError
 from hcrlc.models import LOGITS, RECON, count_parameters
-from hcrlc.paper import CLASSES, PATCH_SIZE, S1_CLIP_DB, S1_MEAN, S1_STD, S2_BAND_NAMES, S2_SCALE
+from hcrlc.paper import CLASSES, S1_CLIP_DB, S1_MEAN, S1_STD, S2_BAND_NAMES, S2_SCALE
 from hcrlc.training import PRETEXT, file_sha256, load_checkpoint, load_model
 
 CARD_FORMAT = "hcrlc.model_card/1"
@@ -74,7 +74,9 @@ def model_card(checkpoint: str | Path, *, run: str, data_source: str, splits: Ma
         "checkpoint": {"file": checkpoint.name, "sha256": file_sha256(checkpoint),
                        "bytes": checkpoint.stat().st_size},
         "parameters": count_parameters(model, trainable_only=False),
-        "patch_size": int(ckpt.get("patch_size", PATCH_SIZE)),
+        # the side of the training patches, as the checkpoint records it (every best.pt does: load_checkpoint
+        # refuses one without it rather than guess); predict cuts windows of this size
+        "patch_size": int(ckpt["patch_size"]),
         "model_config": ckpt["model_cfg"],
         "training_config": train_cfg,
         # None where a checkpoint does not know them (one imported by hcrlc.authors_checkpoint)

@@ -17,6 +17,10 @@ SEASON_DIRS: dict[str, str] = {
 }
 SEASONS: tuple[str, ...] = tuple(SEASON_DIRS)
 
+#: SEN12MS's (and so the paper's) patch side and stride in pixels [MS]. Only the check of the real trees (they must
+#: hold 256 px patches), the default of ``synthetic.patch_size`` and the paper-scale benchmarks read these: the code
+#: that handles patches reads their size from the data (shards, ``index.parquet``'s ``patch_px``, a checkpoint's
+#: ``patch_size``), and the stride is always half of it (:func:`hcrlc.patch_geometry.patch_stride`).
 PATCH_SIZE = 256  # pixels [MS]
 PATCH_STRIDE = 128  # pixels: patches overlap by 50 % [MS]
 PIXEL_SIZE_M = 10.0  # metres [MS]

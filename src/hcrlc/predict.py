@@ -4,7 +4,8 @@ Inputs (checked before any work; every refusal names the file and the fix):
 
 * **S2**: a GeoTIFF of Sentinel-2 **L1C**, 13 bands in the order of :data:`hcrlc.paper.S2_BAND_NAMES` (B01 … B12
   with B8A and B10), integer reflectance × 10,000 (uint16, as SEN12MS stores it), all bands on one 10 m grid, in
-  a projected CRS (UTM), at least one window (the checkpoint's patch size, 256 px) per side. Its grid (CRS,
+  a projected CRS (UTM), at least one window (the checkpoint's patch size: 256 px for a model trained on SEN12MS)
+  per side. Its grid (CRS,
   transform, width, height) is the grid of every output. A declared nodata value marks pixels where all 13
   bands equal it; they get nodata in the outputs and do not count in the scene statistics.
 * **S1**: a GeoTIFF of VV and VH backscatter in dB (2 bands) on any grid and CRS that covers the S2 footprint. It
@@ -15,7 +16,9 @@ Inputs (checked before any work; every refusal names the file and the fix):
 What is computed, with bounded memory (one row of windows at a time; never the whole scene as floats):
 
 * ``cloud_free.tif`` (models with a reconstruction head): the network runs on square windows of the training
-  patch size whose starts are spread evenly over the scene so that neighbours share at least ``overlap`` pixels
+  patch size (the checkpoint's ``patch_size``: a model trained on 64 px patches sees 64 px windows) whose starts
+  are spread evenly over the scene so that neighbours share at least ``overlap`` pixels (default: a quarter of the
+  window)
   and the last window ends on the scene's edge (:func:`window_starts`; no padding, every input is real data).
   Overlapping outputs are blended with a 2-D Hann weight with a floor (:func:`blend_weights`), which falls to
   almost nothing at a window's edge where convolutions saw zero padding, so no seam shows. Written as uint16
@@ -47,7 +50,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,18 +117,21 @@ _TMP_BLOCK = 256
 _COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": 512, "BIGTIFF": "IF_SAFER"}
 
 #: Defaults of the config's ``predict`` section without ``model`` and ``scenes`` (the schema repeats them; a test
-#: keeps both equal).
-PREDICT_DEFAULTS: dict[str, Any] = {"overlap": 64, "batch_size": 8, "device": "auto"}
+#: keeps both equal). ``overlap`` None: :data:`DEFAULT_OVERLAP_FRACTION` of the window.
+PREDICT_DEFAULTS: dict[str, Any] = {"overlap": None, "batch_size": 8, "device": "auto"}
+#: The default overlap as a fraction of the window: 64 px for the paper's 256 px patches (the fixed default before
+#: the window followed the checkpoint's patch size), 16 px for 64 px patches.
+DEFAULT_OVERLAP_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
 class PredictSettings:
     """How a scene is predicted. ``overlap``: pixels shared by neighbouring windows (at least; windows are spread
-    evenly); ``batch_size``: windows per forward pass; ``device``: auto, cpu or cuda; ``threshold``,
+    evenly; None = :data:`DEFAULT_OVERLAP_FRACTION` of the window, set by :meth:`for_window`); ``batch_size``: windows per forward pass; ``device``: auto, cpu or cuda; ``threshold``,
     ``average_over``, ``dilation_size``: s2cloudless's mask parameters (config ``masks``); ``mask_engine``: fast
     or stock (same masks); ``threads``: CPU threads of the cloud-mask engine, GDAL and torch."""
 
-    overlap: int = PREDICT_DEFAULTS["overlap"]
+    overlap: int | None = PREDICT_DEFAULTS["overlap"]
     batch_size: int = PREDICT_DEFAULTS["batch_size"]
     device: str = PREDICT_DEFAULTS["device"]
     threshold: float = MASK_PRESETS["authors"]["threshold"]
@@ -135,7 +141,7 @@ class PredictSettings:
     threads: int = 1
 
     def __post_init__(self) -> None:
-        if self.overlap < 0:
+        if self.overlap is not None and self.overlap < 0:
             raise ConfigError(f"predict.overlap must be >= 0 pixels, got {self.overlap}")
         if self.batch_size < 1:
             raise ConfigError(f"predict.batch_size must be >= 1, got {self.batch_size}")
@@ -143,6 +149,15 @@ class PredictSettings:
             raise ConfigError(f"masks.engine must be one of {ENGINES}, got {self.mask_engine!r}")
         if self.threads < 1:
             raise ConfigError(f"threads must be >= 1, got {self.threads}")
+
+    def for_window(self, size: int) -> PredictSettings:
+        """These settings for windows of ``size`` px: the default overlap resolved, an overlap that leaves no
+        stride refused (:class:`ConfigError`)."""
+        overlap = round(DEFAULT_OVERLAP_FRACTION * size) if self.overlap is None else self.overlap
+        if overlap >= size:
+            raise ConfigError(f"predict.overlap must be smaller than the {size}-px window (the checkpoint's patch "
+                              f"size), got {overlap}; leave it unset for a quarter of the window")
+        return replace(self, overlap=overlap)
 
     def result_key(self) -> dict[str, Any]:
         """The settings that change the outputs (not batch size, device, engine or threads)."""
@@ -426,10 +441,9 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
     """
     from hcrlc.quicklook import write_quicklook  # matplotlib: only when a scene is predicted
 
-    settings = settings or PredictSettings()
     started = time.perf_counter()
     checkpoint, s2, s1, out_dir = Path(checkpoint), Path(s2), Path(s1), Path(out_dir)
-    ckpt, grid, device = _check_scene(checkpoint, s2, s1, settings)
+    ckpt, grid, device, settings = _check_scene(checkpoint, s2, s1, settings or PredictSettings())
     size = int(ckpt["patch_size"])
     torch.set_num_threads(settings.threads)
     model = load_model(checkpoint, device=device)
@@ -467,8 +481,9 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
 
 def _check_scene(
     checkpoint: Path, s2: Path, s1: Path, settings: PredictSettings
-) -> tuple[dict[str, Any], SceneGrid, torch.device]:
-    """The checkpoint (refused if it is the pretext's), the S2 grid (inputs checked) and the device to run on."""
+) -> tuple[dict[str, Any], SceneGrid, torch.device, PredictSettings]:
+    """The checkpoint (refused if it is the pretext's), the S2 grid (inputs checked), the device to run on and the
+    settings for windows of the checkpoint's patch size (:meth:`PredictSettings.for_window`)."""
     ckpt = load_checkpoint(checkpoint)
     if ckpt["model_name"] == PRETEXT or ckpt["n_classes"] != N_CLASSES:
         raise CheckpointError(
@@ -476,13 +491,12 @@ def _check_scene(
             f"not a cloud-removal or land-cover model. Fix: pass the best.pt of {', '.join(MODEL_NAMES)} "
             "or an ssl_* run")
     size = int(ckpt["patch_size"])
+    settings = settings.for_window(size)
     grid = check_s2(s2, size)
     check_s1(s1, grid)
-    if settings.overlap >= size:
-        raise ConfigError(f"predict.overlap must be smaller than the {size}-px window, got {settings.overlap}")
     # "auto" without CUDA is simply the CPU here (resolve_device would log it as a training decision)
     device = resolve_device("cpu" if settings.device == "auto" and not torch.cuda.is_available() else settings.device)
-    return ckpt, grid, device
+    return ckpt, grid, device, settings
 
 
 def _scene_summary(ckpt: Mapping[str, Any], card: Mapping[str, Any] | None, checkpoint: Path, s2: Path, s1: Path,

@@ -1,10 +1,11 @@
 """Self-supervised pretext data (paper §4): which neighbour of the cloudy S2 patch is the paired S1 patch?
 
-SEN12MS patches are cut with stride 128 px, so each patch has up to four neighbours that overlap it by 50 %:
-north, west, south and east. The pretext sample for a cloudy S2 patch pairs it with the S1 of one of them; the
-label is the direction (0 N, 1 W, 2 S, 3 E). Neighbours are found from the georeferencing — same scene and CRS,
-upper-left corner offset by exactly 128 pixels in x or y — never from patch numbers, so it works on the real trees.
-No land-cover label is used.
+SEN12MS patches are cut with a stride of half a patch (128 px for its 256 px patches; the synthetic tree is cut the
+same way at any patch size), so each patch has up to four neighbours that overlap it by 50 %: north, west, south
+and east. The pretext sample for a cloudy S2 patch pairs it with the S1 of one of them; the label is the direction
+(0 N, 1 W, 2 S, 3 E). Neighbours are found from the georeferencing — same scene and CRS, upper-left corner offset
+by exactly one stride (half the data's own patch size, ``patch_px / 2`` pixels) in x or y — never from patch
+numbers, so it works on the real trees. No land-cover label is used.
 """
 
 from __future__ import annotations
@@ -19,34 +20,38 @@ from torch.utils.data import Dataset
 
 from hcrlc.data.dataset import TripletDataset
 from hcrlc.errors import ConfigError
-from hcrlc.paper import PATCH_STRIDE
+from hcrlc.patch_geometry import patch_stride
 
 log = logging.getLogger(__name__)
 
 DIRECTIONS: tuple[str, ...] = ("north", "west", "south", "east")
-#: (dx, dy) of each neighbour's upper-left corner in pixels; map y grows northwards, rows southwards.
-_OFFSETS_PX = {"north": (0, PATCH_STRIDE), "west": (-PATCH_STRIDE, 0), "south": (0, -PATCH_STRIDE),
-               "east": (PATCH_STRIDE, 0)}
+#: (dx, dy) of each neighbour's upper-left corner in strides; map y grows northwards, rows southwards.
+_OFFSETS = {"north": (0, 1), "west": (-1, 0), "south": (0, -1), "east": (1, 0)}
 
 
 def find_neighbours(frame: pd.DataFrame, tolerance: float = 1e-3) -> np.ndarray:
     """(N, 4) row numbers of each patch's N, W, S, E neighbour in ``frame`` (-1 where there is none).
 
-    frame: columns season, scene, crs, x0, y0 (upper-left corner, CRS units) and res (pixel size, CRS units),
-    as ``index.parquet`` has them. A neighbour must be in the same season, scene and CRS, and its corner must be
-    offset by exactly ``PATCH_STRIDE * res`` (within ``tolerance`` CRS units) along one axis and 0 along the other.
+    frame: columns season, scene, crs, x0, y0 (upper-left corner, CRS units), res (pixel size, CRS units) and
+    patch_px (patch side, px), as ``index.parquet`` has them. A neighbour must be in the same season, scene and
+    CRS, and its corner must be offset by exactly one stride, ``patch_px / 2 * res`` (within ``tolerance`` CRS
+    units), along one axis and 0 along the other.
     """
     out = np.full((len(frame), len(DIRECTIONS)), -1, dtype=np.int64)
     for _, group in frame.reset_index(drop=True).groupby(["season", "scene", "crs"], sort=False):
         rows = group.index.to_numpy()
         x0, y0, res = (group[c].to_numpy(dtype=np.float64) for c in ("x0", "y0", "res"))
+        px = group["patch_px"].to_numpy(dtype=np.int64)
+        stride = np.zeros(len(px))
+        for size in np.unique(px):  # one size per tree (the index checks it); any even size works here
+            stride[px == size] = patch_stride(int(size))
         for d, direction in enumerate(DIRECTIONS):
-            dx, dy = _OFFSETS_PX[direction]
+            dx, dy = _OFFSETS[direction]
             # pairwise within the scene: scenes hold at most a few thousand patches
-            tx = x0 + dx * res
-            ty = y0 + dy * res
+            tx = x0 + dx * stride * res
+            ty = y0 + dy * stride * res
             hit = (np.abs(x0[None, :] - tx[:, None]) <= tolerance) & (np.abs(y0[None, :] - ty[:, None]) <= tolerance)
-            hit &= np.abs(res[None, :] - res[:, None]) <= 1e-9
+            hit &= (np.abs(res[None, :] - res[:, None]) <= 1e-9) & (px[None, :] == px[:, None])
             has = hit.any(axis=1)
             out[rows[has], d] = rows[hit[has].argmax(axis=1)]
     return out

@@ -38,6 +38,10 @@ class SceneGrid:
                 "height": self.height}
 
 
+#: side (px) of the decimated read of the S1 whose median tells dB from linear power (not a patch size)
+_S1_SAMPLE_PX = 256
+
+
 def _open_input(path: Path, key: str, expected: str) -> rasterio.io.DatasetReader:
     """Open an input raster; a missing or unreadable file is a :class:`DataError` naming it."""
     if not path.is_file():
@@ -74,8 +78,8 @@ def check_s2(path: str | Path, min_size: int) -> SceneGrid:
                             "write the scene with its UTM CRS (gdal_translate -a_srs EPSG:326xx)")
         if not src.crs.is_projected:
             raise DataError(
-                path, f"is in the geographic CRS {src.crs.to_string()}; windows of 256 px and the 10 m pixels the "
-                "model learned need a projected grid",
+                path, f"is in the geographic CRS {src.crs.to_string()}; windows of {min_size} px and the 10 m pixels "
+                "the model learned need a projected grid",
                 "reproject it to the scene's UTM zone at 10 m, e.g. gdalwarp -t_srs EPSG:32633 -tr 10 10 -r "
                 "bilinear in.tif out.tif")
         if src.width < min_size or src.height < min_size:
@@ -110,7 +114,7 @@ def check_s1(path: str | Path, grid: SceneGrid) -> None:
                 path, f"does not cover the S2 footprint: S2 spans {_fmt_bounds(need)} in {src.crs.to_string()}, "
                 f"the S1 only {_fmt_bounds(tuple(have))}",
                 "use an S1 acquisition (or mosaic) that covers the whole S2 scene, or crop the S2 to the S1")
-        sample = src.read(1, out_shape=(min(256, src.height), min(256, src.width)), masked=True)
+        sample = src.read(1, out_shape=(min(_S1_SAMPLE_PX, src.height), min(_S1_SAMPLE_PX, src.width)), masked=True)
         values = np.ma.masked_invalid(sample.astype(np.float64)).compressed()
         if values.size and np.median(values) > 0:
             raise DataError(

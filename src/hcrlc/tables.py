@@ -39,24 +39,25 @@ DATA_SOURCES = ("synthetic", "real")
 TABLE1_MODELS: dict[str, str] = {spec.table1_row: name for name, spec in MODELS.items() if spec.table1_row}
 
 
-def table1(model_cfg: Mapping[str, Any] | None) -> pd.DataFrame:
+def table1(model_cfg: Mapping[str, Any] | None, patch_px: int) -> pd.DataFrame:
     """Table 1, learnable parameters: columns ``model`` (lc_net, hcr_lc, hcr_c_net), ``ours``, ``paper``,
-    ``match``.
+    ``match``, ``patch_px``.
 
-    ``model_cfg`` is the config's ``model`` section; ``match`` is True where our count equals the paper's
-    exactly (it does with the default, Table-1 sizes).
+    ``model_cfg`` is the config's ``model`` section; ``patch_px`` the run's patch size (the C-Net's first Linear
+    layer depends on it; the paper's is 256). ``match`` is True where our count equals the paper's exactly (it
+    does with the default, Table-1 sizes at 256 px).
     """
     rows = []
     for row, name in TABLE1_MODELS.items():
-        ours = learnable_parameters(name, model_cfg)
+        ours = learnable_parameters(name, model_cfg, patch_px)
         paper = TABLE1_PARAMS[row]
-        rows.append({"model": row, "ours": ours, "paper": paper, "match": ours == paper})
-    return pd.DataFrame(rows, columns=["model", "ours", "paper", "match"])
+        rows.append({"model": row, "ours": ours, "paper": paper, "match": ours == paper, "patch_px": patch_px})
+    return pd.DataFrame(rows, columns=["model", "ours", "paper", "match", "patch_px"])
 
 
-def write_table1(model_cfg: Mapping[str, Any] | None, out_csv: str | Path) -> pd.DataFrame:
+def write_table1(model_cfg: Mapping[str, Any] | None, patch_px: int, out_csv: str | Path) -> pd.DataFrame:
     """Write :func:`table1` to ``out_csv`` atomically (temp file in the same folder, then ``os.replace``)."""
-    frame = table1(model_cfg)
+    frame = table1(model_cfg, patch_px)
     with atomic_output(out_csv) as tmp:
         frame.to_csv(tmp, index=False)
     return frame

@@ -58,6 +58,8 @@ rule shards:
     params:
         code=code_of("shards.py"),
         compression=config["shards"]["compression"],
+        # real trees must hold SEN12MS's 256 px patches; the synthetic tree's size is read from its files
+        patch_px=None if SYNTHETIC else PATCH_PX,
     script:
         "../scripts/shards.py"
 

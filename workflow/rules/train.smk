@@ -44,6 +44,7 @@ rule table1:
     params:
         code=code_of("table1.py"),
         model_cfg=config["model"],
+        patch_px=PATCH_PX,
     script:
         "../scripts/table1.py"
 

@@ -11,4 +11,4 @@ with job_log(snakemake.log[0]):
     listing = pd.read_parquet(snakemake.input[0])
     rows = listing[(listing.season == season) & (listing.scene == scene)]
     scan_scene(rows, Path(snakemake.output[0]).parent, threads=snakemake.threads,
-               compression=snakemake.params.compression)
+               compression=snakemake.params.compression, patch_px=snakemake.params.patch_px)

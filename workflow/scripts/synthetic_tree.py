@@ -10,6 +10,7 @@ with job_log(snakemake.log[0]):
         snakemake.output.sen12mscr,
         scenes=[parse_scene_key(s) for s in cfg["scenes"]],
         grid=cfg["grid"],
+        patch_size=cfg["patch_size"],
         seed=cfg["seed"],
         only_in_one_tree=cfg["only_in_one_tree"],
         truth_dir=snakemake.output.truth,

@@ -2,8 +2,9 @@
 
 Parameters default to the authors' code (threshold 0.4, average_over 1, dilation_size 1); SEN12MS-CR's tooling
 used average_over 4, dilation_size 2 (``configs/masks_sen12mscr.yaml``). Masks are stored bit-packed,
-``mask.npy`` (n, 256*256/8) uint8 in the row order of the scene shard, beside ``cloud.parquet`` with, per patch,
-``cloud_fraction`` (masked pixels / valid pixels) and ``nodata_fraction`` (no-data pixels / all pixels).
+``mask.npy`` (n, ceil(P*P/8)) uint8 in the row order of the scene shard (P = the shard's patch size, 256 for
+SEN12MS: 8192 bytes a patch), beside ``cloud.parquet`` with, per patch, ``cloud_fraction`` (masked pixels / valid
+pixels) and ``nodata_fraction`` (no-data pixels / all pixels).
 
 A no-data pixel has all 13 bands of the cloudy S2 equal to 0 (the fill value outside a Sentinel-2 swath). It is
 neither cloud nor clear: whatever s2cloudless says there is left out of the coverage, and the index excludes a
@@ -13,6 +14,7 @@ patch that is mostly no-data (``masks.max_nodata_fraction``).
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,31 +24,40 @@ from tqdm import tqdm
 from hcrlc.atomic import atomic_output
 from hcrlc.data.fast_cloud import cloud_masks, scene_cloud_masks
 from hcrlc.data.index import KEY
-from hcrlc.data.shards import check_scene_shard, open_shard
-from hcrlc.paper import PATCH_SIZE, PATCH_STRIDE
+from hcrlc.data.shards import check_scene_shard, open_shard, shard_patch_px
+from hcrlc.patch_geometry import patch_stride
 
 log = logging.getLogger(__name__)
 
-PACKED_BYTES = PATCH_SIZE * PATCH_SIZE // 8
+
+def packed_bytes(patch_px: int) -> int:
+    """Bytes of one bit-packed ``patch_px`` x ``patch_px`` mask (8192 at SEN12MS's 256 px)."""
+    return -(-patch_px * patch_px // 8)
 
 
 def pack_masks(masks: np.ndarray) -> np.ndarray:
-    """(n, H, W) bool -> (n, H*W/8) uint8."""
+    """(n, H, W) bool -> (n, ceil(H*W/8)) uint8."""
     return np.packbits(masks.reshape(len(masks), -1), axis=1)
 
 
-def unpack_masks(packed: np.ndarray, size: int = PATCH_SIZE) -> np.ndarray:
-    """(n, H*W/8) uint8 -> (n, H, W) bool."""
+def unpack_masks(packed: np.ndarray, size: int | None = None) -> np.ndarray:
+    """(..., ceil(P*P/8)) uint8 -> (..., P, P) bool. ``size`` P defaults to the one the row length gives: for an
+    even P (every patch size, the stride being half of it) no other P packs into as many bytes."""
+    if size is None:
+        size = math.isqrt(packed.shape[-1] * 8)
+    if packed.shape[-1] != packed_bytes(size):
+        raise ValueError(f"a packed {size} x {size} px mask has {packed_bytes(size)} bytes, got {packed.shape[-1]}")
     return np.unpackbits(packed, axis=-1, count=size * size).reshape(*packed.shape[:-1], size, size).astype(bool)
 
 
-def grid_positions(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Grid row and column (in strides of 128 px) of each patch from its upper-left corner (x0, y0, res).
+def grid_positions(table: pd.DataFrame, stride_px: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grid row and column (in strides of ``stride_px``, half the patch size) of each patch from its upper-left
+    corner (x0, y0, res).
 
     Row 0 is the northernmost patch. Patches off the stride grid get positions that will not overlap any other
     patch's pixels consistently; ``scene_cloud_masks`` then classifies them on their own (its fallback).
     """
-    step = table["res"].to_numpy(dtype=np.float64) * PATCH_STRIDE
+    step = table["res"].to_numpy(dtype=np.float64) * stride_px
     col = np.round((table["x0"].to_numpy(dtype=np.float64) - table["x0"].min()) / step).astype(np.int64)
     row = np.round((table["y0"].max() - table["y0"].to_numpy(dtype=np.float64)) / step).astype(np.int64)
     return row, col
@@ -81,16 +92,18 @@ def compute_scene_masks(
     """
     shard_dir, out_dir = Path(shard_dir), Path(out_dir)
     n = check_scene_shard(shard_dir)  # complete arrays that agree with the table
+    patch_px = shard_patch_px(shard_dir)
     table = pd.read_parquet(shard_dir / "table.parquet")
     cloudy = open_shard(shard_dir, "s2_cloudy")
     ok = table[table["ok"].astype(bool)]
     ok_rows = ok["row"].to_numpy(dtype=np.int64)
-    packed = np.zeros((n, PACKED_BYTES), dtype=np.uint8)
+    packed = np.zeros((n, packed_bytes(patch_px)), dtype=np.uint8)
     fraction = np.full(n, np.nan)
     nodata = np.full(n, np.nan)
     params = {"threshold": threshold, "average_over": average_over, "dilation_size": dilation_size}
     if engine == "fast" and len(ok):
-        grid_row, grid_col = grid_positions(ok)
+        stride = patch_stride(patch_px)
+        grid_row, grid_col = grid_positions(ok, stride)
         groups = _grid_row_bands(grid_row, band_rows)
     else:
         groups = [np.arange(a, min(a + 16, len(ok_rows))) for a in range(0, len(ok_rows), 16)]
@@ -100,7 +113,7 @@ def compute_scene_masks(
         rows = ok_rows[group]
         dn = np.asarray(cloudy[rows])
         if engine == "fast":
-            _, masks, info = scene_cloud_masks(dn, grid_row[group], grid_col[group], stride=PATCH_STRIDE,
+            _, masks, info = scene_cloud_masks(dn, grid_row[group], grid_col[group], stride=stride,
                                                **params, threads=threads)
             fallbacks += info["fallback"]
         else:

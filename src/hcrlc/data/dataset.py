@@ -15,9 +15,9 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, default_collate, get_worker_info
 
-from hcrlc.data.clouds import unpack_masks
+from hcrlc.data.clouds import packed_bytes, unpack_masks
 from hcrlc.data.layout import scene_key
-from hcrlc.data.shards import check_npy, check_scene_shard, open_shard, rebuild_fix
+from hcrlc.data.shards import check_npy, check_scene_shard, open_shard, rebuild_fix, shard_patch_px
 from hcrlc.errors import DataError
 from hcrlc.paper import S1_CLIP_DB, S1_MEAN, S1_STD, S2_SCALE, TARGET_COLUMNS
 
@@ -61,6 +61,7 @@ class TripletDataset(Dataset):
     ``x`` (15, H, W) float32 = 13 cloudy S2 bands in [0, 1] then 2 standardised S1 bands;
     ``s2`` (13, H, W) float32 clear S2 in [0, 1]; ``mask`` (1, H, W) float32 cloud mask in {0, 1};
     ``y`` (10,) float32 multi-hot targets; ``cloud_fraction`` () float32; ``idx`` () int64 row of ``frame``.
+    H = W = ``patch_px``, the patch size of the shards (one for every scene of ``frame``; None for an empty frame).
     """
 
     def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path, raw: bool = False) -> None:
@@ -77,16 +78,24 @@ class TripletDataset(Dataset):
 
     def _check_files(self) -> None:
         """Check every scene's shard and mask file before any sample is read (headers and sizes only): a damaged
-        file is a DataError naming it now, not an mmap error in a loader worker after hours of training."""
+        file is a DataError naming it now, not an mmap error in a loader worker after hours of training. Sets
+        ``patch_px``: all scenes must hold patches of one size, and their masks that size too."""
         scenes = np.asarray(self._scene)
+        self.patch_px: int | None = None
         for scene in np.unique(scenes):
             rows = self._row[scenes == scene]
             n = check_scene_shard(self.shards_dir / scene, rows)
+            side = shard_patch_px(self.shards_dir / scene)
+            if self.patch_px is not None and side != self.patch_px:
+                raise DataError(self.shards_dir / scene, f"holds {side} px patches, other scenes of this split "
+                                f"{self.patch_px} px: a run takes patches of one size",
+                                "rebuild the shards and the index from trees of one patch size (snakemake data)")
+            self.patch_px = side
             mask_path = self.masks_dir / scene / "mask.npy"
             shape, _ = check_npy(mask_path)
-            if shape[0] != n:
-                raise DataError(mask_path, f"holds masks of {shape[0]} patches, the scene's shard {n}",
-                                rebuild_fix(mask_path))
+            if shape != (n, packed_bytes(side)):
+                raise DataError(mask_path, f"holds masks of shape {shape}, the scene's shard {n} patches of {side} px "
+                                f"({packed_bytes(side)} bytes each, bit-packed)", rebuild_fix(mask_path))
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -216,5 +225,6 @@ def prepare_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     n, _, h, w = x.shape
     bits = (batch["mask"].unsqueeze(-1) >> _BIT_SHIFTS.to(dev)) & 1
     out = {k: v for k, v in batch.items() if k not in ("s2_cloudy", "s1")}
-    out.update(x=x, s2=batch["s2"].float().clamp_(max=S2_SCALE) / scale, mask=bits.reshape(n, 1, h, w).float())
+    mask = bits.reshape(n, -1)[:, : h * w].reshape(n, 1, h, w)  # packbits pads the last byte unless 8 | h * w
+    out.update(x=x, s2=batch["s2"].float().clamp_(max=S2_SCALE) / scale, mask=mask.float())
     return out

@@ -27,7 +27,7 @@ library. It contains three interchangeable variants chosen at run time: ``avx512
 and falls back to stock, which gives the same results, slowly.
 
 Postprocessing (disk averaging, threshold, dilation) is s2cloudless's own ``get_mask_from_prob``, per patch.
-:func:`scene_cloud_masks` adds a structural lever: the patches of a scene overlap by 50 % (stride 128), so it
+:func:`scene_cloud_masks` adds a structural lever: the patches of a scene overlap by 50 % (stride P / 2), so it
 classifies each ground pixel of the scene mosaic once, cuts every patch's probabilities back out and postprocesses
 per patch — equal to per-patch stock, because a probability depends only on its own pixel's DN.
 """
@@ -520,17 +520,18 @@ def cloud_masks(dn: np.ndarray, threshold: float = _AUTHORS["threshold"],
     return probs, cloud_masks_from_probabilities(probs, threshold, average_over, dilation_size)
 
 
-def scene_cloud_masks(dn: np.ndarray, rows: np.ndarray, cols: np.ndarray, stride: int = 128,
+def scene_cloud_masks(dn: np.ndarray, rows: np.ndarray, cols: np.ndarray, stride: int,
                       threshold: float = _AUTHORS["threshold"], average_over: int | None = _AUTHORS["average_over"],
                       dilation_size: int | None = _AUTHORS["dilation_size"], engine: str = "fast", *,
                       kernel: str = "auto", threads: int = 1) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """:func:`cloud_masks` of the patches of one scene, classifying each ground pixel once.
 
     ``dn``: (N, 13, P, P) patches of one scene; patch ``i`` covers the scene's pixels from
-    ``(rows[i] * stride, cols[i] * stride)`` on (SEN12MS cuts 256-pixel patches with stride 128, so neighbours
-    overlap by half). The patches are pasted into a scene mosaic, the mosaic is classified once, and each patch's
-    probabilities are cut back out and postprocessed per patch — equal to per-patch stock. A patch whose DN
-    disagree with the pixels already pasted where they overlap is classified on its own instead ("fallback").
+    ``(rows[i] * stride, cols[i] * stride)`` on (patches are cut with stride P / 2, as SEN12MS cuts its 256-pixel
+    patches with stride 128, so neighbours overlap by half). The patches are pasted into a scene mosaic, the mosaic
+    is classified once, and each patch's probabilities are cut back out and postprocessed per patch — equal to
+    per-patch stock. A patch whose DN disagree with the pixels already pasted where they overlap is classified on
+    its own instead ("fallback").
 
     Returns (probabilities (N, P, P) float32, masks (N, P, P) bool, info) with ``info``: ``patches``,
     ``fallback`` (count) and ``fallback_index`` (list), ``mosaic_shape`` (H, W), ``pixels_classified`` and

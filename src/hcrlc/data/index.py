@@ -127,8 +127,9 @@ def build_index(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Join listing, per-scene scans and cloud fractions into ``(index, excluded)``.
 
-    scans: per-scene tables from ``shards.scan_scene`` (KEY, row, ok, reason, x0, y0, crs, IGBP_COLUMNS);
-    clouds: per-scene tables from ``clouds`` (KEY, cloud_fraction, nodata_fraction). Patches whose cloudy S2 is
+    scans: per-scene tables from ``shards.scan_scene`` (KEY, row, ok, reason, x0, y0, crs, patch_px,
+    IGBP_COLUMNS); every usable patch must have one size (``patch_px``, else :class:`DataError` naming a file of
+    each size). clouds: per-scene tables from ``clouds`` (KEY, cloud_fraction, nodata_fraction). Patches whose cloudy S2 is
     more than ``max_nodata_fraction`` no-data are excluded. The split is drawn over usable patches only
     (``val_mode``, ``val_fraction``, ``seed``: :func:`~hcrlc.data.splits.assign_split`). Logs how many validation
     patches share pixels with a training patch, and one line per scene whose every patch is excluded.
@@ -146,6 +147,8 @@ def build_index(
     bad = scan[~scan["ok"].astype(bool)]
     excluded.append(bad[KEY].assign(reason=bad["reason"]))
     good = scan[scan["ok"].astype(bool)].drop(columns=["ok", "reason"])
+    if "patch_px" in good.columns:
+        _require_one_patch_size(good, listing)
 
     if labels_pkl is not None:
         good, no_label = labels_from_pickle(good, labels_pkl)
@@ -176,6 +179,22 @@ def build_index(
                  count_val_overlapping_train(index), int((index["split"] == "val").sum()))
     log_whole_scene_exclusions(index, excluded_df)
     return index, excluded_df
+
+
+def _require_one_patch_size(good: pd.DataFrame, listing: pd.DataFrame) -> None:
+    """Every usable patch of a tree must have one size: the networks take one input size, and the pretext's
+    neighbours and the masks' stride follow from it."""
+    sizes = good.groupby("patch_px", sort=True)[KEY].first()
+    if len(sizes) < 2:
+        return
+    paths = listing.set_index(KEY)["s2_cloudy"]
+    example = {int(px): paths.get(tuple(key), "?") for px, key in zip(sizes.index, sizes.to_numpy())}
+    raise DataError(example[int(sizes.index[-1])],
+                    "the trees hold patches of several sizes ("
+                    + "; ".join(f"{px} px, e.g. {path}" for px, path in example.items())
+                    + "), but every patch of a run must have one size",
+                    "keep one size in the trees (SEN12MS's is 256 px; a synthetic tree takes synthetic.patch_size), "
+                    "then rebuild the shards")
 
 
 def reason_kind(reason: str) -> str:

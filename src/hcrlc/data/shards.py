@@ -1,12 +1,16 @@
 """Per-scene scan and packing: read every file of a scene once, check it, and pack it into memory-mappable arrays.
 
-A scene's shard folder holds::
+A scene's shard folder holds (P = the scene's patch size in px: 256 for SEN12MS)::
 
-    s1.npy         (n, 2, 256, 256)  float32  S1 backscatter, dB as stored (NaN kept; excluded rows are zeros)
-    s2.npy         (n, 13, 256, 256) uint16   clear S2, reflectance x 10,000
-    s2_cloudy.npy  (n, 13, 256, 256) uint16   cloudy S2, reflectance x 10,000
+    s1.npy         (n, 2, P, P)  float32  S1 backscatter, dB as stored (NaN kept; excluded rows are zeros)
+    s2.npy         (n, 13, P, P) uint16   clear S2, reflectance x 10,000
+    s2_cloudy.npy  (n, 13, P, P) uint16   cloudy S2, reflectance x 10,000
     table.parquet  one row per listed patch: season, scene, patch, row, ok, reason, x0, y0 (upper-left corner, CRS
-                   units), res (pixel size), crs, s1_nonfinite_px, igbp_1..igbp_17
+                   units), res (pixel size), crs, s1_nonfinite_px, patch_px (P), igbp_1..igbp_17
+
+The patch size is read from the files (:func:`scan_scene`): every file of a scene must have it, and the index
+requires one size for the whole tree. Real trees must hold SEN12MS's 256 px patches (the workflow passes
+``patch_px=256`` for them); a real scene of another size is an error naming a file.
 
 With ``shards.compression: zstd`` the two S2 arrays are ``s2.b2nd`` and ``s2_cloudy.b2nd`` instead: blosc2 NDArrays
 (zstd level :data:`ZSTD_CLEVEL` + byte shuffle, lossless), one chunk per patch and one block per band, ~1.6x
@@ -40,7 +44,7 @@ from hcrlc.atomic import atomic_output, require_free_space, reserve_space
 from hcrlc.data.index import IGBP_COLUMNS, KEY
 from hcrlc.data.labels import igbp_fractions_from_lc
 from hcrlc.errors import DataError
-from hcrlc.paper import LC_BANDS, PATCH_SIZE, S1_BANDS, S2_BANDS
+from hcrlc.paper import LC_BANDS, S1_BANDS, S2_BANDS
 
 if TYPE_CHECKING:  # rasterio is imported where GeoTIFFs are read: jobs that only open shards (masks) skip its import
     import rasterio
@@ -83,7 +87,8 @@ def _blosc2():
     return blosc2
 
 
-TABLE_COLUMNS = [*KEY, "row", "ok", "reason", "x0", "y0", "res", "crs", "s1_nonfinite_px", *IGBP_COLUMNS]
+TABLE_COLUMNS = [*KEY, "row", "ok", "reason", "x0", "y0", "res", "crs", "s1_nonfinite_px", "patch_px",
+                 *IGBP_COLUMNS]
 #: The four files of a triplet are on one grid when their CRSs are equal and their transforms put the patch's
 #: corners within this many pixels of each other.
 GRID_TOLERANCE_PX = 1e-3
@@ -104,7 +109,11 @@ class _Read:
     igbp: np.ndarray
 
 
-def _read_file(path: str, kind: str) -> tuple[np.ndarray, rasterio.Affine, CRS | None]:
+#: the start of the excluded.csv reason of a file whose size is not the scene's (:func:`_read_file`)
+SIZE_REASON = "px, expected"
+
+
+def _read_file(path: str, kind: str, patch_px: int) -> tuple[np.ndarray, rasterio.Affine, CRS | None]:
     import rasterio
     from rasterio.errors import RasterioError
 
@@ -115,15 +124,31 @@ def _read_file(path: str, kind: str) -> tuple[np.ndarray, rasterio.Affine, CRS |
                 raise PatchRejected(f"{kind} has {src.count} bands, expected {bands}: {path}")
             if src.dtypes[0] != dtype:
                 raise PatchRejected(f"{kind} has dtype {src.dtypes[0]}, expected {dtype}: {path}")
-            if (src.height, src.width) != (PATCH_SIZE, PATCH_SIZE):
-                raise PatchRejected(f"{kind} is {src.height}x{src.width} px, expected {PATCH_SIZE}x{PATCH_SIZE}: {path}")
+            if (src.height, src.width) != (patch_px, patch_px):
+                raise PatchRejected(f"{kind} is {src.height}x{src.width} {SIZE_REASON} {patch_px}x{patch_px}: {path}")
             data = src.read()
             return data, src.transform, src.crs
     except RasterioError as exc:
         raise PatchRejected(f"{kind} unreadable (truncated or corrupt GeoTIFF: {exc}): {path}") from exc
 
 
-def grid_offset_px(a: rasterio.Affine, b: rasterio.Affine, size: int = PATCH_SIZE) -> float:
+def file_patch_px(listing: pd.DataFrame) -> int:
+    """The patch size (px) of a scene's files: the side of the first listed cloudy S2 that opens and is square, or
+    0 when none does (every patch of the scene is then rejected, with the reason of its own file)."""
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    for path in listing["s2_cloudy"]:
+        try:
+            with rasterio.open(path, "r") as src:
+                if src.height == src.width:
+                    return int(src.height)
+        except RasterioError:
+            continue
+    return 0
+
+
+def grid_offset_px(a: rasterio.Affine, b: rasterio.Affine, size: int) -> float:
     """Largest distance, in pixels of ``a``, between where transforms ``a`` and ``b`` put the four corners of a
     ``size`` x ``size`` px patch (0 for equal transforms; float noise gives ~1e-9)."""
     col = np.array([0.0, size, 0.0, size])
@@ -138,8 +163,8 @@ def _crs_text(crs: CRS | None) -> str:
     return crs.to_string() if crs else "none"
 
 
-def read_triplet(paths: dict[str, str]) -> _Read:
-    """Read and check one triplet (s1, s2, s2_cloudy from SEN12MS-CR; lc from SEN12MS).
+def read_triplet(paths: dict[str, str], patch_px: int) -> _Read:
+    """Read and check one triplet (s1, s2, s2_cloudy from SEN12MS-CR; lc from SEN12MS) of ``patch_px`` px patches.
 
     Grids are compared by meaning against the cloudy S2's: the CRSs must be equal as coordinate systems (GDAL's
     ``OSRIsSame``, so names and encodings do not matter, the string form is not compared) and the transforms
@@ -150,7 +175,7 @@ def read_triplet(paths: dict[str, str]) -> _Read:
     """
     arrays, grids = {}, {}
     for kind in ("s1", "s2", "s2_cloudy", "lc"):
-        arrays[kind], transform, crs = _read_file(paths[kind], kind)
+        arrays[kind], transform, crs = _read_file(paths[kind], kind, patch_px)
         grids[kind] = (crs, transform)
     ref_crs, ref_transform = grids["s2_cloudy"]
     for kind, (crs, transform) in grids.items():
@@ -159,7 +184,7 @@ def read_triplet(paths: dict[str, str]) -> _Read:
             raise PatchRejected(
                 f"{kind} grid (CRS {crs.to_wkt() if same_text else _crs_text(crs)}) differs from s2_cloudy's "
                 f"(CRS {ref_crs.to_wkt() if same_text else _crs_text(ref_crs)}): {paths[kind]}")
-        offset = grid_offset_px(ref_transform, transform)
+        offset = grid_offset_px(ref_transform, transform, patch_px)
         if offset > GRID_TOLERANCE_PX:
             raise PatchRejected(f"{kind} grid (transform {tuple(transform)[:6]}) differs from s2_cloudy's "
                                 f"(transform {tuple(ref_transform)[:6]}) by {offset:.4g} px: {paths[kind]}")
@@ -169,12 +194,15 @@ def read_triplet(paths: dict[str, str]) -> _Read:
 
 
 def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, progress: bool = True,
-               compression: str = "none") -> pd.DataFrame:
+               compression: str = "none", patch_px: int | None = None) -> pd.DataFrame:
     """Read, check and pack every listed triplet of one scene into ``out_dir`` (see module doc). Returns the table.
 
     listing: rows of ``build_listing`` for one scene (KEY + paths s1, s2, s2_cloudy, lc).
     compression: "none" (``.npy`` memory maps) or "zstd" (S2 as ``.b2nd``, :func:`shard_files`); the files of
     the other format are removed, so a shard never holds both.
+    patch_px: the size every patch must have (256 for the real trees); None = the size of the scene's files
+    (:func:`file_patch_px`). A file of another size excludes its patch; a scene none of whose patches has the
+    size ``patch_px`` asks for, because its files are of another size, is a :class:`DataError` naming a file.
     """
     out_dir = Path(out_dir)
     files = shard_files(compression)
@@ -182,19 +210,20 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
     if listing[["season", "scene"]].drop_duplicates().shape[0] > 1:
         raise ValueError("scan_scene takes the rows of exactly one scene")
     n = len(listing)
+    size = file_patch_px(listing) if patch_px is None else int(patch_px)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     lock = threading.Lock()  # blosc2 arrays are written one chunk at a time, from one thread at a time
     with contextlib.ExitStack() as stack:
         temps = {kind: stack.enter_context(atomic_output(out_dir / name)) for kind, name in files.items()}
-        sizes = {kind: n * bands * PATCH_SIZE * PATCH_SIZE * dtype.itemsize for kind, (bands, dtype) in ARRAYS.items()}
+        sizes = {kind: n * bands * size * size * dtype.itemsize for kind, (bands, dtype) in ARRAYS.items()}
         # compressed sizes are not known before the pixels are: the uncompressed size is the upper bound asked for
         require_free_space(out_dir, sum(sizes.values()), out_dir / files["s2"],
                            f"the arrays of this scene ({n} patches: {', '.join(files.values())})")
         targets = {}
         for kind, tmp in temps.items():
             bands, dtype = ARRAYS[kind]
-            shape = (n, bands, PATCH_SIZE, PATCH_SIZE)
+            shape = (n, bands, size, size)
             if tmp.suffix == ".b2nd":
                 targets[kind] = _create_b2nd(tmp, shape, dtype)
                 continue
@@ -204,9 +233,9 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
 
         def work(i: int) -> dict:
             rec = listing.iloc[i]
-            base = {"season": rec.season, "scene": int(rec.scene), "patch": int(rec.patch), "row": i}
+            base = {"season": rec.season, "scene": int(rec.scene), "patch": int(rec.patch), "row": i, "patch_px": size}
             try:
-                got = read_triplet({k: rec[k] for k in ("s1", "s2", "s2_cloudy", "lc")})
+                got = read_triplet({k: rec[k] for k in ("s1", "s2", "s2_cloudy", "lc")}, size)
             except PatchRejected as exc:
                 log.warning("excluding %s_%s_p%s: %s", rec.season, rec.scene, rec.patch, exc)
                 return {**base, "ok": False, "reason": str(exc), "x0": np.nan, "y0": np.nan, "res": np.nan,
@@ -227,6 +256,8 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
             rows.extend(tqdm(pool.map(work, range(n)), total=n, desc="scan", unit="patch", disable=not progress,
                              mininterval=2))
+        if patch_px is not None:
+            _require_patch_size(rows, patch_px)
         for arr in targets.values():
             if isinstance(arr, np.ndarray):
                 arr.flush()
@@ -235,11 +266,26 @@ def scan_scene(listing: pd.DataFrame, out_dir: str | Path, threads: int = 1, pro
         if name != files[kind]:
             (out_dir / name).unlink(missing_ok=True)  # the other format's file, from a run with other settings
     # explicit columns: a scene whose patches all lack a counterpart in the other tree still gets a (0-row) table
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"ok": bool, "s1_nonfinite_px": np.int64})
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS).astype({"ok": bool, "s1_nonfinite_px": np.int64,
+                                                               "patch_px": np.int64})
     with atomic_output(out_dir / "table.parquet") as tmp:
         table.to_parquet(tmp, index=False)
     log.info("scene %s: %d patches packed, %d rejected", out_dir.name, int(table.ok.sum()), int((~table.ok).sum()))
     return table
+
+
+def _require_patch_size(rows: list[dict], patch_px: int) -> None:
+    """Refuse a scene whose files are all of another size than ``patch_px`` (a tree that is not SEN12MS as
+    published), rather than exclude every patch of it one by one."""
+    if not rows or any(row["ok"] for row in rows):
+        return
+    wrong = [row["reason"] for row in rows if SIZE_REASON in row["reason"]]
+    if wrong:
+        path = wrong[0].rsplit(": ", 1)[-1]
+        raise DataError(path, f"{wrong[0].split(': ')[0]}, and so is every other patch of this scene that could be "
+                              f"read ({len(wrong)} of {len(rows)}): SEN12MS and SEN12MS-CR hold {patch_px} px patches",
+                        "point data.sen12ms and data.sen12mscr at the published trees (snakemake download fetches "
+                        "them), or set both to null for the synthetic tree, whose size synthetic.patch_size sets")
 
 
 def rebuild_fix(path: Path) -> str:
@@ -367,21 +413,29 @@ def open_shard(shard_dir: str | Path, name: str) -> np.ndarray | B2ndRows:
     return np.load(path, mmap_mode="r")
 
 
+def shard_patch_px(shard_dir: str | Path) -> int:
+    """The patch size (px) of a scene shard: the side of its cloudy S2 array (read from the header only)."""
+    shape, _ = check_array(_shard_path(Path(shard_dir), "s2_cloudy"))
+    return int(shape[-1])
+
+
 def check_scene_shard(shard_dir: str | Path, rows: np.ndarray | None = None) -> int:
     """Check a scene shard before any of it is read; returns its number of rows ``n``.
 
-    Every array is complete (:func:`check_npy`, :func:`check_b2nd`) with the expected bands and dtype, all have ``n`` rows,
-    ``table.parquet`` has ``n`` rows, and every row number in ``rows`` (e.g. the index's) is below ``n``.
+    Every array is complete (:func:`check_npy`, :func:`check_b2nd`) with the expected bands and dtype and square
+    patches of one size (:func:`shard_patch_px`), all have ``n`` rows, ``table.parquet`` has ``n`` rows, and every
+    row number in ``rows`` (e.g. the index's) is below ``n``.
     """
     shard_dir = Path(shard_dir)
     table = shard_dir / "table.parquet"
     n_rows = {}
+    side = shard_patch_px(shard_dir)
     for kind, (bands, dtype) in ARRAYS.items():
         path = _shard_path(shard_dir, kind)
         shape, got = check_array(path)
-        if len(shape) != 4 or shape[1:] != (bands, PATCH_SIZE, PATCH_SIZE) or got != dtype:
-            raise DataError(path, f"holds {shape} {got}, expected (n, {bands}, {PATCH_SIZE}, {PATCH_SIZE}) {dtype}",
-                            rebuild_fix(path))
+        if len(shape) != 4 or shape[1:] != (bands, side, side) or got != dtype:
+            raise DataError(path, f"holds {shape} {got}, expected (n, {bands}, {side}, {side}) {dtype} (the patch "
+                                  "size of the scene's s2_cloudy)", rebuild_fix(path))
         n_rows[kind] = shape[0]
     try:
         n_rows["table.parquet"] = pq.read_metadata(table).num_rows

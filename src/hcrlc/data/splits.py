@@ -3,9 +3,9 @@
 Validation is drawn in one of two ways (config ``split.val_mode``):
 
 * ``scenes`` (the authors' code [A]): whole training scenes, so that no validation patch shares pixels with a
-  training patch. SEN12MS patches overlap by 50 % (stride 128 px, 256 px patches): a patch drawn alone for
-  validation shares pixels with up to eight training neighbours, and the best-checkpoint choice is then made on
-  partly seen data.
+  training patch. SEN12MS patches overlap by 50 % (stride 128 px, 256 px patches; the synthetic tree's, at any
+  size, too): a patch drawn alone for validation shares pixels with up to eight training neighbours, and the
+  best-checkpoint choice is then made on partly seen data.
 * ``patches`` (the paper's text, "a fixed 10 % random sub-set of the training split"): single patches.
 """
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hcrlc.errors import ConfigError
-from hcrlc.paper import HOLDOUT_SCENES, PATCH_SIZE
+from hcrlc.paper import HOLDOUT_SCENES
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,16 @@ def assign_split(keys: pd.DataFrame, val_fraction: float, seed: int, *, mode: st
 def count_val_overlapping_train(index: pd.DataFrame) -> int:
     """Number of validation patches that share at least one pixel with a training patch of the same scene.
 
-    index: columns season, scene, split, crs, x0, y0 (upper-left corner, CRS units) and res (pixel size, CRS
-    units), as in ``index.parquet``. Two 256 px patches share pixels when their corners are less than 256 px
-    apart along both axes (half a pixel of slack absorbs float noise in the georeferencing).
+    index: columns season, scene, split, crs, x0, y0 (upper-left corner, CRS units), res (pixel size, CRS units)
+    and patch_px (patch side, px), as in ``index.parquet``. Two P px patches share pixels when their corners are
+    less than P px apart along both axes (half a pixel of slack absorbs float noise in the georeferencing).
     """
     n = 0
     for _, group in index[index["split"].isin(["train", "val"])].groupby([*_SCENE, "crs"], sort=False):
         val, train = group[group["split"] == "val"], group[group["split"] == "train"]
         if val.empty or train.empty:
             continue
-        reach = (PATCH_SIZE - 0.5) * val["res"].to_numpy(dtype=np.float64)[:, None]
+        reach = ((val["patch_px"].to_numpy(dtype=np.float64) - 0.5) * val["res"].to_numpy(dtype=np.float64))[:, None]
         dx = np.abs(val["x0"].to_numpy(dtype=np.float64)[:, None] - train["x0"].to_numpy(dtype=np.float64)[None])
         dy = np.abs(val["y0"].to_numpy(dtype=np.float64)[:, None] - train["y0"].to_numpy(dtype=np.float64)[None])
         n += int(((dx < reach) & (dy < reach)).any(axis=1).sum())

@@ -5,8 +5,9 @@ band count, dtype, a UTM CRS and a 10 m transform, at the path :mod:`hcrlc.data.
 
 How a scene is simulated (all on one scene-sized canvas, so that overlapping patches agree exactly):
 
-* A scene is ``(grid + 1) * 128`` px per side; ``grid × grid`` patches of 256 px are cut from it with stride
-  128, so a patch's east/south neighbour starts 128 px = 1280 m further on, as in SEN12MS.
+* A scene is ``(grid + 1) * stride`` px per side; ``grid × grid`` patches of ``patch_size`` px (SEN12MS: 256) are
+  cut from it with stride ``patch_size / 2``, so a patch's east/south neighbour starts half a patch further on
+  and overlaps it by 50 %, as in SEN12MS (128 px = 1280 m at 256 px).
 * Land cover (lc band 1, IGBP 1–17): the argmax of a few smooth random fields, one per IGBP class of the
   scene's palette, gives spatially coherent regions. Palettes rotate over the sorted scene list so that any
   four consecutive scenes cover all ten simplified classes.
@@ -27,8 +28,10 @@ How a scene is simulated (all on one scene-sized canvas, so that overlapping pat
 * Truth: a pixel is cloudy if ``alpha >= TRUE_MASK_OPACITY``. Only :func:`measure_cloud_iou` reads it; the
   pipeline derives its masks with s2cloudless as on real data.
 
-A scene's content depends on the seed and on the scene's rank in the sorted scene list (palette and
-cloudiness are stratified over the set), so the same seed and scene list give the same bytes.
+A scene's ground (every pixel of its canvas) depends only on the seed, the scene's rank in the sorted scene list
+(palette and cloudiness are stratified over the set) and the canvas size: the patch size and the grid only decide
+how the canvas is cut. So ``patch_size`` 64 with ``grid`` 19 and ``patch_size`` 256 with ``grid`` 4 (both a
+640 px canvas) cut the same ground, and the same arguments give the same bytes.
 """
 
 from __future__ import annotations
@@ -59,7 +62,6 @@ from hcrlc.paper import (
     IGBP_TO_CLASS,
     PAPER_CLOUD_COVERAGE,
     PATCH_SIZE,
-    PATCH_STRIDE,
     PIXEL_SIZE_M,
     S2_BAND_NAMES,
     S2_BANDS,
@@ -197,7 +199,7 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Scene:
-    """One simulated scene on its full canvas (side = (grid + 1) * 128 px); patches are windows of it."""
+    """One simulated scene on its full canvas (side = (grid + 1) * stride px); patches are windows of it."""
 
     s1: np.ndarray  # (2, H, W) float32 dB
     s2: np.ndarray  # (13, H, W) uint16 reflectance x 10,000
@@ -425,7 +427,12 @@ def _write_truth(path: Path, patch_ids: np.ndarray, masks: np.ndarray) -> None:
     _write_atomic(path, buffer.getvalue())
 
 
-def _check_request(scenes: list[tuple[str, int]], grid: int, only_in_one_tree: int) -> None:
+def _check_request(scenes: list[tuple[str, int]], grid: int, only_in_one_tree: int, patch_size: int) -> None:
+    if patch_size < 2 or patch_size % 2:
+        raise ConfigError(
+            f"synthetic patch size must be a positive even number of px (the stride is half of it), got "
+            f"{patch_size}; set `synthetic.patch_size` to an even number"
+        )
     if grid < 1:
         raise ConfigError(
             f"synthetic grid must be >= 1 patch per side, got {grid}; set `synthetic.grid` >= 1"
@@ -456,20 +463,21 @@ def generate_trees(
     seed: int,
     only_in_one_tree: int = 2,
     truth_dir: str | Path | None = None,
+    patch_size: int = PATCH_SIZE,
 ) -> pd.DataFrame:
     """Write a synthetic SEN12MS tree (s1, s2, lc) and SEN12MS-CR tree (s1, s2, s2_cloudy) for ``scenes``.
 
-    Each scene yields ``grid × grid`` patches of 256 × 256 px at 10 m, cut with stride 128 px from one
-    simulated area, in a UTM CRS of its own. Patch ids follow raster order but start at a scene-dependent
-    offset and skip some numbers: neighbours must be found from the transforms (a neighbour's origin is
-    1280 m away), not from the ids.
+    Each scene yields ``grid × grid`` patches of P × P px (P = ``patch_size``, SEN12MS's 256 by default) at
+    10 m, cut with stride P / 2 from one simulated area of ``(grid + 1) * P / 2`` px per side, in a UTM CRS of its
+    own. Patch ids follow raster order but start at a scene-dependent offset and skip some numbers: neighbours
+    must be found from the transforms (a neighbour's origin is P / 2 * 10 m away), not from the ids.
 
-    Files: S1 (2, 256, 256) float32 dB (VV, VH); S2 and cloudy S2 (13, 256, 256) uint16 reflectance ×10,000 in
-    ``paper.S2_BAND_NAMES`` order; lc (4, 256, 256) uint16, band 1 IGBP 1–17. SEN12MS and SEN12MS-CR share the
+    Files: S1 (2, P, P) float32 dB (VV, VH); S2 and cloudy S2 (13, P, P) uint16 reflectance ×10,000 in
+    ``paper.S2_BAND_NAMES`` order; lc (4, P, P) uint16, band 1 IGBP 1–17. SEN12MS and SEN12MS-CR share the
     same S1 and clear S2 bytes. ``only_in_one_tree`` patches per tree are written to that tree only.
 
     If ``truth_dir`` is given, ``{truth_dir}/{season}_{scene}.npz`` holds ``patch`` (n,) int64 and ``mask``
-    (n, 256, 32) uint8 = ``np.packbits`` of the true (n, 256, 256) bool cloud masks along the last axis; read
+    (n, P, ceil(P / 8)) uint8 = ``np.packbits`` of the true (n, P, P) bool cloud masks along the last axis; read
     it with :func:`read_truth`.
 
     Returns one row per generated patch: ``season, scene, patch, row, col, in_sen12ms, in_sen12mscr,
@@ -477,8 +485,9 @@ def generate_trees(
     Deterministic: the same arguments give the same bytes.
     """
     scenes = [(season, int(scene)) for season, scene in scenes]
-    _check_request(scenes, grid, only_in_one_tree)
-    size = (grid + 1) * PATCH_STRIDE
+    _check_request(scenes, grid, only_in_one_tree, patch_size)
+    stride = patch_size // 2
+    size = (grid + 1) * stride
     season_index = {season: i for i, season in enumerate(SEASON_DIRS)}
     ordered = sorted(scenes, key=lambda s: (season_index[s[0]], s[1]))
     set_rng = np.random.default_rng([seed, 0])
@@ -497,35 +506,39 @@ def generate_trees(
     for rank, (season, scene) in enumerate(progress):
         rng = np.random.default_rng([seed, 1, season_index[season], scene])
         georef = _utm_georef(rng)
-        patch_ids = _patch_ids(rng, per_scene)
+        # the ids from a stream of their own: their number (grid²) must not shift the ground's random draws
+        patch_ids = _patch_ids(np.random.default_rng([seed, 2, season_index[season], scene]), per_scene)
         sim = _simulate_scene(rng, size, _palette(rank, group_order, rng), float(levels[rank]))
-        masks = _write_scene_patches(sim, patch_ids, grid, georef, (season, scene), roots, rank * per_scene,
-                                     (only_sen12ms, only_sen12mscr), rows)
+        masks = _write_scene_patches(sim, patch_ids, (grid, patch_size), georef, (season, scene), roots,
+                                     rank * per_scene, (only_sen12ms, only_sen12mscr), rows)
         if truth_dir is not None:
             _write_truth(Path(truth_dir) / f"{scene_key(season, scene)}.npz", patch_ids, np.stack(masks))
     log.info("wrote %d synthetic patches of %d scene(s) to %s and %s", len(rows), len(ordered), *roots)
     return pd.DataFrame(rows)
 
 
-def _write_scene_patches(sim: _Scene, patch_ids: np.ndarray, grid: int, georef: tuple[int, float, float],
+def _write_scene_patches(sim: _Scene, patch_ids: np.ndarray, cut: tuple[int, int], georef: tuple[int, float, float],
                          where: tuple[str, int], roots: tuple[str | Path, str | Path], first: int,
                          lonely: tuple[set[int], set[int]], rows: list[dict]) -> list[np.ndarray]:
-    """Cut one simulated scene ``sim`` into its ``grid × grid`` patches and write them to both trees.
+    """Cut one simulated scene ``sim`` into its ``grid × grid`` patches of ``patch_size`` px and write them to both
+    trees.
 
-    ``georef``: EPSG code and the scene's top-left corner (m); ``where``: (season, scene); ``roots``: the
+    ``cut``: (grid, patch_size); ``georef``: EPSG code and the scene's top-left corner (m); ``where``: (season, scene); ``roots``: the
     SEN12MS and SEN12MS-CR roots; ``first``: the index of the scene's first patch over all scenes; ``lonely``: those
-    indices of the patches written only to SEN12MS, only to SEN12MS-CR. Appends one row per patch (as :func:`generate_trees` returns) to ``rows``; returns the true
-    (256, 256) cloud masks.
+    indices of the patches written only to SEN12MS, only to SEN12MS-CR. Appends one row per patch (as
+    :func:`generate_trees` returns) to ``rows``; returns the true (patch_size, patch_size) cloud masks.
     """
     (epsg, x0, y0), (season, scene), (sen12ms_root, sen12mscr_root), (only_sen12ms, only_sen12mscr) = (
         georef, where, roots, lonely)
+    grid, patch_size = cut
+    stride = patch_size // 2
     masks = []
     for i, patch in enumerate(patch_ids.tolist()):
         r, c = divmod(i, grid)
         in_sen12ms = first + i not in only_sen12mscr
         in_sen12mscr = first + i not in only_sen12ms
-        top, left = r * PATCH_STRIDE, c * PATCH_STRIDE
-        window = np.s_[:, top : top + PATCH_SIZE, left : left + PATCH_SIZE]
+        top, left = r * stride, c * stride
+        window = np.s_[:, top : top + patch_size, left : left + patch_size]
         x, y = x0 + left * PIXEL_SIZE_M, y0 - top * PIXEL_SIZE_M
         transform = Affine(PIXEL_SIZE_M, 0.0, x, 0.0, -PIXEL_SIZE_M, y)
         s1 = _geotiff_bytes(sim.s1[window], epsg, transform)
@@ -546,10 +559,12 @@ def _write_scene_patches(sim: _Scene, patch_ids: np.ndarray, grid: int, georef: 
 
 
 def read_truth(truth_dir: str | Path, season: str, scene: int) -> dict[int, np.ndarray]:
-    """True cloud masks of one scene written by :func:`generate_trees`: patch id → (256, 256) bool."""
+    """True cloud masks of one scene written by :func:`generate_trees`: patch id → (P, P) bool, P the scene's patch
+    size (read from the file)."""
     path = Path(truth_dir) / f"{scene_key(season, scene)}.npz"
     if not path.is_file():
         raise DataError(path, "no true cloud masks for this scene", "generate the trees with `truth_dir` set")
     with np.load(path) as f:
-        masks = np.unpackbits(f["mask"], axis=-1, count=PATCH_SIZE).astype(bool)
+        packed = f["mask"]
+        masks = np.unpackbits(packed, axis=-1, count=packed.shape[1]).astype(bool)  # (n, P, ceil(P/8)): P rows
         return dict(zip(f["patch"].tolist(), masks))

@@ -28,9 +28,10 @@ from torch import nn
 
 from hcrlc.errors import ConfigError
 from hcrlc.model_specs import LOGITS, MODEL_NAMES, MODELS, RECON
-from hcrlc.models.cnet import CNet, HcrCNet, cnet_feature_size
-from hcrlc.models.unet import UNet, check_unet_input_size
-from hcrlc.paper import PATCH_SIZE, S1_BANDS, S2_BANDS
+from hcrlc.models.cnet import CNet, HcrCNet
+from hcrlc.models.unet import UNet
+from hcrlc.paper import S1_BANDS, S2_BANDS
+from hcrlc.patch_geometry import check_unet_input_size, cnet_feature_size
 
 __all__ = [
     "LOGITS",
@@ -75,12 +76,13 @@ def resolve_model_config(model_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def build_model(
-    name: str, model_cfg: Mapping[str, Any] | None, patch_size: int = PATCH_SIZE, n_classes: int = N_CLASSES
+    name: str, model_cfg: Mapping[str, Any] | None, patch_size: int, n_classes: int = N_CLASSES
 ) -> nn.Module:
     """Build the network ``name`` (one of :data:`MODEL_NAMES`) with freshly initialised weights.
 
-    ``model_cfg`` is the config's ``model`` section (missing keys take the defaults). ``patch_size`` (pixels)
-    is checked against the U-Net depth and classification branch and fixes the C-Net's first Linear layer.
+    ``model_cfg`` is the config's ``model`` section (missing keys take the defaults). ``patch_size`` (pixels, the
+    data's: a checkpoint's ``patch_size``, the training items' side) is checked against the U-Net depth and
+    classification branch and fixes the C-Net's first Linear layer.
     ``n_classes`` sets the classification outputs (10 land-cover classes; 4 for the N/W/S/E pretext task).
     The returned module has a ``heads`` attribute: the keys its ``forward`` returns. Build inside
     ``with torch.device("meta"):`` to get the structure without allocating weights.
@@ -115,8 +117,9 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def learnable_parameters(name: str, model_cfg: Mapping[str, Any] | None, patch_size: int = PATCH_SIZE) -> int:
-    """Parameters of model ``name`` as Table 1 counts them: every parameter of the network.
+def learnable_parameters(name: str, model_cfg: Mapping[str, Any] | None, patch_size: int) -> int:
+    """Parameters of model ``name`` for ``patch_size`` px inputs, as Table 1 counts them: every parameter of the
+    network (the input size matters only to the C-Net, whose first Linear layer takes the flattened features).
 
     For ``hcr_c_net`` that is HCR-Net + C-Net together, although the HCR-Net is frozen while the C-Net trains.
     The uncertainty-weighting log-variances are not part of the network and not counted. The model is built on

@@ -24,29 +24,7 @@ from torch import nn
 
 from hcrlc.errors import CheckpointError, ConfigError
 from hcrlc.models.unet import LOGITS, RECON, UNet
-
-POOL = "M"
-
-
-def cnet_feature_size(layers: Sequence[int | str], patch_size: int) -> tuple[int, int]:
-    """``(channels, side)`` of the last C-Net conv feature map for a ``patch_size`` × ``patch_size`` input.
-
-    Raises :class:`ConfigError` when ``patch_size`` is not divisible by ``2**n_pools`` or there is no conv
-    layer.
-    """
-    widths = [layer for layer in layers if layer != POOL]
-    if not widths:
-        raise ConfigError(f"model.cnet_layers {list(layers)} has no conv layer; give at least one width")
-    bad = [layer for layer in layers if layer != POOL and not (isinstance(layer, int) and layer > 0)]
-    if bad:
-        raise ConfigError(f"model.cnet_layers entries must be positive ints or {POOL!r}, got {bad}")
-    n_pools = sum(layer == POOL for layer in layers)
-    if patch_size <= 0 or patch_size % 2**n_pools:
-        raise ConfigError(
-            f"patch size {patch_size} px is not divisible by 2**{n_pools} = {2**n_pools} "
-            f"({n_pools} {POOL!r} entries in model.cnet_layers); drop some pools or change the patch size"
-        )
-    return int(widths[-1]), patch_size // 2**n_pools
+from hcrlc.patch_geometry import POOL, cnet_feature_size
 
 
 class CNet(nn.Module):
@@ -58,7 +36,7 @@ class CNet(nn.Module):
         hidden: Sequence[int],
         dropout: float,
         *,
-        patch_size: int = 256,
+        patch_size: int,
         in_channels: int = 15,
         n_classes: int = 10,
     ) -> None:

@@ -33,33 +33,7 @@ from torch import nn
 
 from hcrlc.errors import ConfigError
 from hcrlc.model_specs import LOGITS, RECON
-
-#: Keys of the output dict, and the values of a model's ``heads``.
-
-
-def check_unet_input_size(size: int, widths: Sequence[int], cls_widths: Sequence[int] | None) -> None:
-    """Raise :class:`ConfigError` unless an input of ``size`` × ``size`` pixels fits the network.
-
-    ``size`` must be a multiple of ``2**depth`` (``depth = len(widths) - 1``) and, when there is a
-    classification branch, the centre (``size / 2**depth``) must keep at least 1 px after ``len(cls_widths)``
-    unpadded 3×3 convs.
-    """
-    depth = len(widths) - 1
-    if size <= 0 or size % 2**depth:
-        raise ConfigError(
-            f"input size {size} px is not a multiple of 2**{depth} = {2**depth} (model.widths has "
-            f"{len(widths)} levels); use a patch size that is, or fewer entries in model.widths"
-        )
-    if cls_widths is not None:
-        centre = size // 2**depth
-        if centre - 2 * len(cls_widths) < 1:
-            raise ConfigError(
-                f"the U-Net centre of a {size} px input is {centre} px, too small for {len(cls_widths)} "
-                f"unpadded 3x3 convs (model.cls_widths; each removes 2 px, so at least "
-                f"{2 * len(cls_widths) + 1} px are needed); use larger patches, fewer entries in "
-                f"model.widths, or fewer in model.cls_widths"
-            )
-
+from hcrlc.patch_geometry import check_unet_input_size
 
 #: ``model.recon_head_init`` values: PyTorch's default (the authors'), or all zeros.
 RECON_HEAD_INITS = ("default", "zero")

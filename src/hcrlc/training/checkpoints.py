@@ -26,6 +26,9 @@ from hcrlc.training.config import EXECUTION_KEYS
 
 BEST_FORMAT = "hcrlc.best/1"
 RESUME_FORMAT = "hcrlc.resume/1"
+#: what every best.pt of BEST_FORMAT holds and the loaders read; ``patch_size`` (px) is the side of the patches the
+#: network was trained on, written by every version of the training loop
+BEST_KEYS = ("model_name", "model_cfg", "train_cfg", "patch_size", "n_classes", "state_dict")
 
 
 def read_torch_file(path: Path, what: str, fix: str) -> Any:
@@ -62,6 +65,10 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None) -> dict[
             f"{path}: not a best.pt of hcrlc.training (format {BEST_FORMAT!r} expected). Fix: pass the "
             "best.pt that train_model wrote, or retrain"
         )
+    missing = [key for key in BEST_KEYS if key not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path}: a best.pt without {', '.join(missing)}. Fix: retrain the model "
+                              "(snakemake reruns it when the file is deleted)")
     if expected_name is not None and ckpt["model_name"] != expected_name:
         raise CheckpointError(
             f"{path} holds model {ckpt['model_name']!r}, not {expected_name!r}. Fix: pass the best.pt of "
@@ -76,14 +83,21 @@ def load_model(
     *,
     expected_name: str | None = None,
     device: str | torch.device = "cpu",
+    patch_px: int | None = None,
 ) -> nn.Module:
     """The network stored in ``best.pt``, with its best-validation weights, in eval mode on ``device``.
 
     When ``model_cfg`` is given it must equal (after filling defaults) the config the checkpoint was trained
     with; otherwise :class:`CheckpointError` names the differing keys. ``expected_name`` is checked as in
-    :func:`load_checkpoint`.
+    :func:`load_checkpoint`; ``patch_px``, the size of the patches the network is to see, against the checkpoint's
+    ``patch_size``.
     """
     ckpt = load_checkpoint(path, expected_name)
+    if patch_px is not None and int(ckpt["patch_size"]) != int(patch_px):
+        raise CheckpointError(
+            f"{path} was trained on {ckpt['patch_size']} px patches, the data it is given has {patch_px} px "
+            f"patches. Fix: retrain {ckpt['model_name']} on this data (snakemake reruns it when the index changes)"
+        )
     if model_cfg is not None:
         diff = _differences(ckpt["model_cfg"], resolve_model_config(model_cfg))
         if diff:

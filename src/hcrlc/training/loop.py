@@ -51,7 +51,7 @@ from tqdm import tqdm
 from hcrlc.atomic import remove_stale_temp_files
 from hcrlc.data.dataset import collate_items
 from hcrlc.devices import resolve_device
-from hcrlc.errors import TrainingError
+from hcrlc.errors import CheckpointError, TrainingError
 from hcrlc.losses import WEIGHTINGS, UncertaintyWeighting
 from hcrlc.pretext import DIRECTIONS
 from hcrlc.training.checkpoints import (
@@ -246,6 +246,10 @@ def _network(run: RunSpec, where: _Placement, *, n_train: int, n_val: int) -> _N
     hcr_sha256 = None
     if run.hcr_checkpoint is not None:
         hcr = load_checkpoint(run.hcr_checkpoint, expected_name=run.model.frozen_inside)
+        if int(hcr["patch_size"]) != run.patch_size:
+            raise CheckpointError(f"{run.hcr_checkpoint} was trained on {hcr['patch_size']} px patches, {run.name} "
+                                  f"trains on {run.patch_size} px patches. Fix: retrain {run.model.frozen_inside} "
+                                  "on this data")
         model.load_hcr_state(hcr["state_dict"])
         hcr_sha256 = file_sha256(run.hcr_checkpoint)
     weighting = None if run.model.weighting is None else WEIGHTINGS[run.model.weighting]()
