@@ -33,6 +33,7 @@ OBSERVABLE: dict[str, str] = {
                                              "runtime")},
     "synthetic.seed": "synthetic_tree", "synthetic.grid": "synthetic_tree", "synthetic.scenes": "synthetic_tree",
     "synthetic.only_in_one_tree": "synthetic_tree", "synthetic.patch_size": "synthetic_tree",
+    "synthetic.pixel_size_m": "synthetic_tree",
     "split.seed": "index", "split.val_fraction": "index", "split.val_mode": "index",
     "labels.threshold": "index",
     "shards.compression": "shards",

@@ -11,6 +11,7 @@ with job_log(snakemake.log[0]):
         scenes=[parse_scene_key(s) for s in cfg["scenes"]],
         grid=cfg["grid"],
         patch_size=cfg["patch_size"],
+        pixel_size_m=cfg["pixel_size_m"],
         seed=cfg["seed"],
         only_in_one_tree=cfg["only_in_one_tree"],
         truth_dir=snakemake.output.truth,

@@ -141,6 +141,7 @@ _LCCS_SH = np.array([0, 10, 10, 10, 10, 10, 40, 40, 20, 20, 30, 50, 30, 1, 30, 2
 _S2_NATIVE_RES_M = (60, 10, 10, 10, 20, 20, 20, 10, 20, 60, 60, 20, 20)
 
 _S1_LOOKS = 4.4  # equivalent number of looks of Sentinel-1 GRD high resolution: sets the speckle strength
+_S2_NOISE = 0.004  # reflectance: std of S2 sensor noise per 10 m pixel
 _GROUPS_PER_SCENE = 4  # simplified classes in each scene's palette
 #: Score offset per IGBP id (index; 0 unused) in the competition of a scene's classes for ground. SEN12MS samples
 #: its scenes over the inhabited land masses, where permanent snow & ice (15) and permanent wetland (11) are the
@@ -198,6 +199,34 @@ def _smoothstep(x: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _Pixel:
+    """The simulated pixel: every length of the generator is written in SEN12MS's 10 m pixels and converted here.
+
+    ``metres`` (10 by default) > 10 simulates a coarser grid over the same ground (the demo's scale model): a
+    region 200 px across at 10 m is 50 px across at 40 m. A coarse pixel also averages what a 10 m pixel would
+    see: ``(metres / 10)**2`` times more looks of radar speckle and ``metres / 10`` times less S2 sensor noise.
+    """
+
+    metres: float = PIXEL_SIZE_M
+
+    @property
+    def per_10m(self) -> float:
+        return PIXEL_SIZE_M / self.metres
+
+    def px(self, length_10m_px: float) -> float:
+        """A length given in 10 m pixels, in this grid's pixels."""
+        return length_10m_px * self.per_10m
+
+    @property
+    def s1_looks(self) -> float:
+        return _S1_LOOKS / self.per_10m**2
+
+    @property
+    def s2_noise(self) -> float:
+        return _S2_NOISE * self.per_10m
+
+
+@dataclass(frozen=True)
 class _Scene:
     """One simulated scene on its full canvas (side = (grid + 1) * stride px); patches are windows of it."""
 
@@ -215,25 +244,25 @@ def _palette(rank: int, group_order: np.ndarray, rng: np.random.Generator) -> np
     return np.array([rng.choice(IGBP_TO_CLASS[g]) for g in groups], dtype=np.int64)
 
 
-def _land_cover(rng: np.random.Generator, size: int, palette: np.ndarray) -> np.ndarray:
-    """IGBP map (size, size) uint16: coherent regions ~100–200 px across with ragged borders."""
-    broad = _smooth_fields(rng, len(palette), size, sigma_px=36.0)
-    detail = _smooth_fields(rng, len(palette), size, sigma_px=6.0)
+def _land_cover(rng: np.random.Generator, size: int, palette: np.ndarray, pixel: _Pixel) -> np.ndarray:
+    """IGBP map (size, size) uint16: coherent regions ~1–2 km across (100–200 px at 10 m) with ragged borders."""
+    broad = _smooth_fields(rng, len(palette), size, sigma_px=pixel.px(36.0))
+    detail = _smooth_fields(rng, len(palette), size, sigma_px=pixel.px(6.0))
     # Uneven class weights per scene, so that class fractions (and so the multi-label targets) vary.
     dominance = rng.uniform(-0.8, 0.8, size=len(palette)).astype(np.float32)[:, None, None]
     rarity = _RARE_COVER_OFFSET[palette.astype(np.int64)][:, None, None]
     return palette[np.argmax(broad + 0.2 * detail + dominance + rarity, axis=0)].astype(np.uint16)
 
 
-def _surface_reflectance(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray) -> np.ndarray:
+def _surface_reflectance(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray, pixel: _Pixel) -> np.ndarray:
     """Clear-sky surface as seen at TOA, (13, H, W) float32 reflectance, before sensor noise and blurring.
 
     ``ground`` (H, W): zero-mean, unit-std structure of the ground within regions, shared with S1.
     """
     size = igbp.shape[0]
     spectra = IGBP_S2_REFLECTANCE[igbp.astype(np.int64) - 1]  # (H, W, 13)
-    # Brightness varies within a region (canopy density, soil moisture) on a 10 px and a 1 px scale.
-    texture = _smooth_fields(rng, 2, size, sigma_px=1.0)
+    # Brightness varies within a region (canopy density, soil moisture) on a 100 m and a 10 m scale.
+    texture = _smooth_fields(rng, 2, size, sigma_px=pixel.px(1.0))
     vigour = 1.0 + 0.08 * ground + 0.05 * texture[0]
     surface = np.moveaxis(spectra, -1, 0) * vigour[None]
     # The NIR plateau varies more than the visible, as canopy structure changes it most.
@@ -245,24 +274,25 @@ def _surface_reflectance(rng: np.random.Generator, igbp: np.ndarray, ground: np.
     return surface
 
 
-def _blur_to_native_resolution(bands: np.ndarray) -> np.ndarray:
-    """Smooth the 20 m and 60 m bands of (13, H, W) reflectance, as resampling them to 10 m leaves them."""
+def _blur_to_native_resolution(bands: np.ndarray, pixel: _Pixel) -> np.ndarray:
+    """Smooth the bands coarser than the pixel (at 10 m: the 20 m and 60 m ones) of (13, H, W) reflectance, as
+    resampling them to the pixel grid leaves them."""
     out = bands.copy()
     for b, res in enumerate(_S2_NATIVE_RES_M):
-        if res > PIXEL_SIZE_M:
+        if res > pixel.metres:
             # A Gaussian of sigma ≈ 0.4 native pixels has about the footprint of the coarse pixel.
-            out[b] = ndimage.gaussian_filter(bands[b], sigma=0.4 * res / PIXEL_SIZE_M, mode="wrap")
+            out[b] = ndimage.gaussian_filter(bands[b], sigma=0.4 * res / pixel.metres, mode="wrap")
     return out
 
 
-def _sensor(rng: np.random.Generator, toa: np.ndarray) -> np.ndarray:
+def _sensor(rng: np.random.Generator, toa: np.ndarray, pixel: _Pixel) -> np.ndarray:
     """Noise, native-resolution blur and quantisation: (13, H, W) float reflectance → uint16 ×10,000."""
-    noisy = toa + rng.standard_normal(toa.shape, dtype=np.float32) * np.float32(0.004)
-    blurred = _blur_to_native_resolution(noisy)
+    noisy = toa + rng.standard_normal(toa.shape, dtype=np.float32) * np.float32(pixel.s2_noise)
+    blurred = _blur_to_native_resolution(noisy, pixel)
     return np.clip(np.rint(blurred * S2_SCALE), 1, 65535).astype(np.uint16)
 
 
-def _backscatter(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray) -> np.ndarray:
+def _backscatter(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray, pixel: _Pixel) -> np.ndarray:
     """S1 (2, H, W) float32 dB (VV, VH): class mean, 1 dB texture and multi-look gamma speckle.
 
     The texture is mostly the ``ground`` structure that also varies S2 (denser canopy, wetter soil: more
@@ -270,13 +300,13 @@ def _backscatter(rng: np.random.Generator, igbp: np.ndarray, ground: np.ndarray)
     """
     size = igbp.shape[0]
     mean_db = np.moveaxis(IGBP_S1_DB[igbp.astype(np.int64) - 1], -1, 0)
-    own = _smooth_fields(rng, 2, size, sigma_px=4.0)
+    own = _smooth_fields(rng, 2, size, sigma_px=pixel.px(4.0))
     mean_db = mean_db + 0.8 * ground[None] + 0.6 * own  # unit std: 0.8² + 0.6² = 1
-    speckle = rng.gamma(_S1_LOOKS, 1.0 / _S1_LOOKS, size=mean_db.shape).astype(np.float32)
+    speckle = rng.gamma(pixel.s1_looks, 1.0 / pixel.s1_looks, size=mean_db.shape).astype(np.float32)
     return (mean_db + 10.0 * np.log10(speckle)).astype(np.float32)
 
 
-def _clouds(rng: np.random.Generator, size: int, level: float) -> tuple[np.ndarray, np.ndarray]:
+def _clouds(rng: np.random.Generator, size: int, level: float, pixel: _Pixel) -> tuple[np.ndarray, np.ndarray]:
     """One cloud layer: opacity (H, W) float32 in [0, 1] and its spectrum (13, H, W) float32 reflectance.
 
     ``level`` is the scene's cloudiness in [0, 1]: the fraction of the scene inside clouds (cover >= 0.5).
@@ -293,8 +323,8 @@ def _clouds(rng: np.random.Generator, size: int, level: float) -> tuple[np.ndarr
     # some scenes and haze or cirrus others; cirrus fields are streaky.
     kinds = np.concatenate(
         [
-            _smooth_fields(rng, 2, size, sigma_px=40.0),
-            _smooth_fields(rng, 1, size, sigma_px=25.0, anisotropy=4.0, angle=rng.uniform(0.0, np.pi)),
+            _smooth_fields(rng, 2, size, sigma_px=pixel.px(40.0)),
+            _smooth_fields(rng, 1, size, sigma_px=pixel.px(25.0), anisotropy=4.0, angle=rng.uniform(0.0, np.pi)),
         ]
     )
     bias = np.array([rng.uniform(0.0, 1.2), rng.uniform(-1.0, 0.5), rng.uniform(-1.0, 0.5)], np.float32)
@@ -306,7 +336,7 @@ def _clouds(rng: np.random.Generator, size: int, level: float) -> tuple[np.ndarr
     peak = np.array([1.0, rng.uniform(0.45, 0.7), rng.uniform(0.35, 0.55)], np.float32)
     opacity = cover * np.tensordot(peak, weights, axes=1)
     # Clouds are lumpy: ±10 % brightness texture.
-    lumps = 1.0 + 0.1 * _smooth_fields(rng, 1, size, sigma_px=5.0)[0]
+    lumps = 1.0 + 0.1 * _smooth_fields(rng, 1, size, sigma_px=pixel.px(5.0))[0]
     spectrum = np.tensordot(CLOUD_S2_REFLECTANCE.T, weights, axes=1) * lumps[None]
     return opacity.astype(np.float32), spectrum.astype(np.float32)
 
@@ -346,7 +376,7 @@ _VEGETATION_IGBP = np.array([0] + [1] * 12 + [0, 1, 0, 0, 0], dtype=np.float32) 
 _CHANGED_AREA = 0.03  # fraction of the scene whose surface changed between the dates (harvest, ploughing)
 
 
-def _other_date(rng: np.random.Generator, surface: np.ndarray, igbp: np.ndarray) -> np.ndarray:
+def _other_date(rng: np.random.Generator, surface: np.ndarray, igbp: np.ndarray, pixel: _Pixel) -> np.ndarray:
     """The clear-sky surface of ``surface`` (13, H, W) on another date of the same season, (13, H, W) float32."""
     size = igbp.shape[0]
     gain = rng.uniform(1.0 - _GAIN_SPREAD, 1.0 + _GAIN_SPREAD, S2_BANDS).astype(np.float32)[:, None, None]
@@ -354,27 +384,28 @@ def _other_date(rng: np.random.Generator, surface: np.ndarray, igbp: np.ndarray)
     # Phenology: vegetation greens up or browns down, the same way over the scene, by a patchy amount.
     vegetation = _VEGETATION_IGBP[igbp.astype(np.int64)]
     change = rng.uniform(-_PHENOLOGY_SPREAD, _PHENOLOGY_SPREAD) * (
-        1.0 + 0.5 * _smooth_fields(rng, 1, size, sigma_px=30.0)[0])
+        1.0 + 0.5 * _smooth_fields(rng, 1, size, sigma_px=pixel.px(30.0))[0])
     for band in _PHENOLOGY_BANDS:
         other[S2_BAND_NAMES.index(band)] *= 1.0 + change * vegetation
     # Atmosphere: another aerosol load, smoothly varying over the scene.
     aerosol = rng.uniform(-1.0, 1.0) + 0.5 * _smooth_fields(rng, 1, size, sigma_px=size / 6.0)[0]
     other = other + _PATH_RADIANCE[:, None, None] * aerosol[None]
     # A few parcels changed: harvested or ploughed fields look like bare soil on the other date.
-    parcels = _smooth_fields(rng, 1, size, sigma_px=6.0)[0]
+    parcels = _smooth_fields(rng, 1, size, sigma_px=pixel.px(6.0))[0]
     changed = parcels > np.quantile(parcels, 1.0 - _CHANGED_AREA)
     other[:, changed] = 0.5 * other[:, changed] + 0.5 * IGBP_S2_REFLECTANCE[15][:, None]  # IGBP 16, barren
     return np.maximum(other, 0.0).astype(np.float32)
 
 
-def _simulate_scene(rng: np.random.Generator, size: int, palette: np.ndarray, level: float) -> _Scene:
-    igbp = _land_cover(rng, size, palette)
-    ground = _smooth_fields(rng, 1, size, sigma_px=10.0)[0]
-    surface = _surface_reflectance(rng, igbp, ground)
-    s2 = _sensor(rng, surface)
-    s1 = _backscatter(rng, igbp, ground)
-    opacity, cloud = _clouds(rng, size, level)
-    s2_cloudy = _sensor(rng, (1.0 - opacity) * _other_date(rng, surface, igbp) + opacity * cloud)
+def _simulate_scene(rng: np.random.Generator, size: int, palette: np.ndarray, level: float,
+                    pixel: _Pixel = _Pixel()) -> _Scene:
+    igbp = _land_cover(rng, size, palette, pixel)
+    ground = _smooth_fields(rng, 1, size, sigma_px=pixel.px(10.0))[0]
+    surface = _surface_reflectance(rng, igbp, ground, pixel)
+    s2 = _sensor(rng, surface, pixel)
+    s1 = _backscatter(rng, igbp, ground, pixel)
+    opacity, cloud = _clouds(rng, size, level, pixel)
+    s2_cloudy = _sensor(rng, (1.0 - opacity) * _other_date(rng, surface, igbp, pixel) + opacity * cloud, pixel)
     lc = np.stack([igbp, _LCCS_LC[igbp], _LCCS_LU[igbp], _LCCS_SH[igbp]])
     return _Scene(s1=s1, s2=s2, s2_cloudy=s2_cloudy, lc=lc, truth=opacity >= TRUE_MASK_OPACITY)
 
@@ -464,13 +495,15 @@ def generate_trees(
     only_in_one_tree: int = 2,
     truth_dir: str | Path | None = None,
     patch_size: int = PATCH_SIZE,
+    pixel_size_m: float = PIXEL_SIZE_M,
 ) -> pd.DataFrame:
     """Write a synthetic SEN12MS tree (s1, s2, lc) and SEN12MS-CR tree (s1, s2, s2_cloudy) for ``scenes``.
 
-    Each scene yields ``grid × grid`` patches of P × P px (P = ``patch_size``, SEN12MS's 256 by default) at
-    10 m, cut with stride P / 2 from one simulated area of ``(grid + 1) * P / 2`` px per side, in a UTM CRS of its
-    own. Patch ids follow raster order but start at a scene-dependent offset and skip some numbers: neighbours
-    must be found from the transforms (a neighbour's origin is P / 2 * 10 m away), not from the ids.
+    Each scene yields ``grid × grid`` patches of P × P px (P = ``patch_size``, SEN12MS's 256 by default) of
+    ``pixel_size_m`` (SEN12MS's 10 m by default; larger simulates the same kind of ground on a coarser grid, see
+    :class:`_Pixel`), cut with stride P / 2 from one simulated area of ``(grid + 1) * P / 2`` px per side, in a UTM
+    CRS of its own. Patch ids follow raster order but start at a scene-dependent offset and skip some numbers:
+    neighbours must be found from the transforms (a neighbour's origin is P / 2 pixels away), not from the ids.
 
     Files: S1 (2, P, P) float32 dB (VV, VH); S2 and cloudy S2 (13, P, P) uint16 reflectance ×10,000 in
     ``paper.S2_BAND_NAMES`` order; lc (4, P, P) uint16, band 1 IGBP 1–17. SEN12MS and SEN12MS-CR share the
@@ -486,6 +519,10 @@ def generate_trees(
     """
     scenes = [(season, int(scene)) for season, scene in scenes]
     _check_request(scenes, grid, only_in_one_tree, patch_size)
+    if not pixel_size_m >= PIXEL_SIZE_M:
+        raise ConfigError(f"synthetic.pixel_size_m must be >= {PIXEL_SIZE_M:g} (SEN12MS's pixel; the generator's "
+                          f"lengths are written at 10 m and can only be coarsened), got {pixel_size_m!r}")
+    pixel = _Pixel(float(pixel_size_m))
     stride = patch_size // 2
     size = (grid + 1) * stride
     season_index = {season: i for i, season in enumerate(SEASON_DIRS)}
@@ -508,8 +545,8 @@ def generate_trees(
         georef = _utm_georef(rng)
         # the ids from a stream of their own: their number (grid²) must not shift the ground's random draws
         patch_ids = _patch_ids(np.random.default_rng([seed, 2, season_index[season], scene]), per_scene)
-        sim = _simulate_scene(rng, size, _palette(rank, group_order, rng), float(levels[rank]))
-        masks = _write_scene_patches(sim, patch_ids, (grid, patch_size), georef, (season, scene), roots,
+        sim = _simulate_scene(rng, size, _palette(rank, group_order, rng), float(levels[rank]), pixel)
+        masks = _write_scene_patches(sim, patch_ids, (grid, patch_size, pixel.metres), georef, (season, scene), roots,
                                      rank * per_scene, (only_sen12ms, only_sen12mscr), rows)
         if truth_dir is not None:
             _write_truth(Path(truth_dir) / f"{scene_key(season, scene)}.npz", patch_ids, np.stack(masks))
@@ -517,20 +554,21 @@ def generate_trees(
     return pd.DataFrame(rows)
 
 
-def _write_scene_patches(sim: _Scene, patch_ids: np.ndarray, cut: tuple[int, int], georef: tuple[int, float, float],
+def _write_scene_patches(sim: _Scene, patch_ids: np.ndarray, cut: tuple[int, int, float],
+                         georef: tuple[int, float, float],
                          where: tuple[str, int], roots: tuple[str | Path, str | Path], first: int,
                          lonely: tuple[set[int], set[int]], rows: list[dict]) -> list[np.ndarray]:
     """Cut one simulated scene ``sim`` into its ``grid × grid`` patches of ``patch_size`` px and write them to both
     trees.
 
-    ``cut``: (grid, patch_size); ``georef``: EPSG code and the scene's top-left corner (m); ``where``: (season, scene); ``roots``: the
+    ``cut``: (grid, patch_size, pixel size in m); ``georef``: EPSG code and the scene's top-left corner (m); ``where``: (season, scene); ``roots``: the
     SEN12MS and SEN12MS-CR roots; ``first``: the index of the scene's first patch over all scenes; ``lonely``: those
     indices of the patches written only to SEN12MS, only to SEN12MS-CR. Appends one row per patch (as
     :func:`generate_trees` returns) to ``rows``; returns the true (patch_size, patch_size) cloud masks.
     """
     (epsg, x0, y0), (season, scene), (sen12ms_root, sen12mscr_root), (only_sen12ms, only_sen12mscr) = (
         georef, where, roots, lonely)
-    grid, patch_size = cut
+    grid, patch_size, res = cut
     stride = patch_size // 2
     masks = []
     for i, patch in enumerate(patch_ids.tolist()):
@@ -539,8 +577,8 @@ def _write_scene_patches(sim: _Scene, patch_ids: np.ndarray, cut: tuple[int, int
         in_sen12mscr = first + i not in only_sen12ms
         top, left = r * stride, c * stride
         window = np.s_[:, top : top + patch_size, left : left + patch_size]
-        x, y = x0 + left * PIXEL_SIZE_M, y0 - top * PIXEL_SIZE_M
-        transform = Affine(PIXEL_SIZE_M, 0.0, x, 0.0, -PIXEL_SIZE_M, y)
+        x, y = x0 + left * res, y0 - top * res
+        transform = Affine(res, 0.0, x, 0.0, -res, y)
         s1 = _geotiff_bytes(sim.s1[window], epsg, transform)
         s2 = _geotiff_bytes(sim.s2[window], epsg, transform)
         if in_sen12ms:
