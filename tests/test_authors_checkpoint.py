@@ -313,6 +313,9 @@ def test_best_pt_and_model_card_say_where_the_weights_came_from(tmp_path):
     best = load_checkpoint(tmp_path / "ours" / "best.pt", expected_name="hcr_lc_uncertain")
     assert best["model_cfg"]["widths"] == SMALL_WIDTHS and best["model_cfg"]["cls_widths"] == SMALL_CLS
     assert (best["epoch"], best["metric"], best["value"], best["patch_size"]) == (7, "val_f1", 0.6847, 256)
+    # SEN12MS's 10 m pixels, written into the file (not only the loader's fallback for files without the key)
+    raw = torch.load(tmp_path / "ours" / "best.pt", weights_only=True)
+    assert raw["pixel_size_m"] == 10.0 == card["pixel_size_m"] == card["inputs"]["pixel_size_m"]
     assert best["weighting"] is None  # their script does not save log_var_a / log_var_b
     assert json.loads((tmp_path / "ours" / "model_card.json").read_text()) == card
     imported = card["imported_from"]

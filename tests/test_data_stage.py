@@ -161,6 +161,7 @@ def test_dataset_returns_authors_preprocessing(tiny_tree, tmp_path):
     work = tmp_path / "work"
     index, _ = run_stage(ms, cr, work)
     ds = TripletDataset(index, work / "shards", work / "masks")
+    assert ds.pixel_size_m == 10.0  # the index's res: the GeoTIFFs' transforms
     item = ds[3]
     row = index.iloc[3]
     with rasterio.open(row.s2_cloudy) as src:

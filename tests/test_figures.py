@@ -210,10 +210,16 @@ def test_true_colour_limits_keep_the_balance_of_the_bands() -> None:
     assert abs(stretch(rgb)[..., 0].mean() - stretch(rgb)[..., 2].mean()) < 0.05
 
 
-def test_fig3_from_the_evaluation_of_two_tiny_models(tmp_path) -> None:
+class Patches(list):
+    """TripletDataset items in memory, with the pixel size a TripletDataset reads from the index."""
+
+    pixel_size_m = 40.0
+
+
+def test_fig3_from_the_evaluation_of_two_tiny_models(tmp_path, monkeypatch) -> None:
     size, n = 32, 5
     g = torch.Generator().manual_seed(0)
-    dataset = []
+    dataset = Patches()
     for i in range(n):
         s2 = torch.rand(13, size, size, generator=g)
         cloud = float(i) / (n - 1)
@@ -228,10 +234,17 @@ def test_fig3_from_the_evaluation_of_two_tiny_models(tmp_path) -> None:
         evaluate(model, dataset, tmp_path / name, batch_size=2, model_name=name, example_rows=rows,
                  progress=False)
         examples[name] = tmp_path / name / "examples.npz"
+    saved = []
+    save = figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, *paths: saved.append(fig) or save(fig, *paths))
     fig3(examples, dataset, tmp_path / "fig3.png", source="synthetic", out_pdf=tmp_path / "fig3.pdf")
     image = assert_png(tmp_path / "fig3.png")
     assert image.shape[1] > image.shape[0]  # 5 columns, 3 rows
     assert_pdf(tmp_path / "fig3.pdf")
+    # the title names the data's patch and pixel size (the scale model's: not the paper's 256 px at 10 m)
+    assert "32×32 px patches at 40 m — synthetic data" in saved[0]._suptitle.get_text()
+    fig3(examples, list(dataset), tmp_path / "plain.png", source="synthetic")  # data that does not say
+    assert "32×32 px patches — synthetic data" in saved[1]._suptitle.get_text()
 
 
 def test_fig1_draws_the_constant_prediction_as_a_dashed_line_with_its_numbers(tmp_path) -> None:

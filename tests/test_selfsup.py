@@ -240,6 +240,8 @@ def tree_pretext(packed, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tree_pretext")
     summary = pretext_job(**packed, out_dir=out, model_cfg=TREE_TINY, train_cfg=tree_cfg(), epochs=1, seed=0)
     assert summary["n_train"] > 0 and summary["n_val"] > 0
+    # the pixel size of the pretext's data (the index's res), written into the file
+    assert torch.load(out / "best.pt", weights_only=True)["pixel_size_m"] == 10.0
     return out / "best.pt"
 
 
@@ -305,6 +307,8 @@ def test_pretext_then_ssl_on_and_off_give_evaluable_checkpoints(packed, tree_pre
         assert list(rows[0])[:4] == ["stage", "epoch", "stage_epoch", "train_loss"]
 
         ckpt = load_checkpoint(out / "best.pt", expected_name=SSL_MODEL)
+        # the labelled subset (a Subset of the training split) knows the pixel size of its index
+        assert torch.load(out / "best.pt", weights_only=True)["pixel_size_m"] == 10.0
         best_row = rows[ckpt["epoch"] - 1]
         assert ckpt["stage"] == best_row["stage"] == stages[-1]  # the last stage's best epoch is the run's
         assert ckpt["value"] == pytest.approx(float(best_row["val_f1"]))

@@ -16,12 +16,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
-from hcrlc.errors import CheckpointError, ConfigError, TrainingError
+from hcrlc.data.dataset import frame_pixel_size
+from hcrlc.errors import CheckpointError, ConfigError, DataError, TrainingError
 from hcrlc.models import LOGITS
 from hcrlc.training import (
     TRAINING_DEFAULTS,
@@ -52,9 +54,12 @@ class LearnableTriplets(Dataset):
 
     The clear S2 is noise; the cloudy S2 brightens it where the mask says cloud; class ``c`` is present when
     the cloudy band ``c`` is shifted up by 0.3. ``delay`` (seconds per item) slows a run for the kill test.
+    ``pixel_size_m``: the pixel size the set declares, as TripletDataset does from the index (None: it does not).
     """
 
-    def __init__(self, n: int, seed: int = 0, size: int = SIZE, delay: float = 0.0) -> None:
+    def __init__(self, n: int, seed: int = 0, size: int = SIZE, delay: float = 0.0,
+                 pixel_size_m: float | None = None) -> None:
+        self.pixel_size_m = pixel_size_m
         g = torch.Generator().manual_seed(seed)
         self.y = (torch.rand(n, 10, generator=g) < 0.4).float()
         self.s2 = torch.rand(n, 13, size, size, generator=g)
@@ -405,6 +410,54 @@ def test_best_checkpoint_of_one_model_is_refused_as_another(tmp_path, hcr_checkp
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="unreadable"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+# --- the data's pixel size -------------------------------------------------------------------------------------
+
+
+def test_the_data_pixel_size_goes_into_best_pt_and_must_match_what_it_meets(tmp_path) -> None:
+    # read through a Subset (ssl runs train on one), as the TripletDataset of a 40 m index declares it
+    train = Subset(LearnableTriplets(8, pixel_size_m=40.0), list(range(6)))
+    train_model("hcr_net", train, LearnableTriplets(4, seed=1, pixel_size_m=40.0), tmp_path / "hcr",
+                model_cfg=TINY, train_cfg=train_cfg(epochs=1), progress=False)
+    best = tmp_path / "hcr" / "best.pt"
+    assert torch.load(best, weights_only=True)["pixel_size_m"] == 40.0
+    assert load_checkpoint(best)["pixel_size_m"] == 40.0
+    load_model(best, pixel_size_m=40.0)
+    with pytest.raises(CheckpointError, match=r"hcr/best.pt was trained on 40 m pixels, the data it is given has "
+                                              r"10 m pixels. Fix: retrain hcr_net"):
+        load_model(best, pixel_size_m=10.0)
+    # the sequential ensemble freezes an HCR-Net of the same pixels inside
+    ten = LearnableTriplets(8, pixel_size_m=10.0)
+    with pytest.raises(CheckpointError, match=r"trained on 40 m pixels.*has 10 m pixels. Fix: retrain hcr_net"):
+        train_model("hcr_c_net", ten, ten, tmp_path / "c", model_cfg=TINY, train_cfg=train_cfg(), hcr_checkpoint=best,
+                    progress=False)
+    with pytest.raises(ConfigError, match=r"training data has 10 m pixels, the validation data 40 m"):
+        train_model("lc_net", ten, LearnableTriplets(4, pixel_size_m=40.0), tmp_path / "lc", model_cfg=TINY,
+                    train_cfg=train_cfg(), progress=False)
+
+
+def test_a_best_pt_without_the_pixel_size_means_sen12ms_10_m_and_unknown_data_stays_unknown(tmp_path) -> None:
+    train_model("lc_net", LearnableTriplets(8), LearnableTriplets(4, seed=1), tmp_path, model_cfg=TINY,
+                train_cfg=train_cfg(epochs=1), progress=False)
+    stored = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert stored["pixel_size_m"] is None  # in-memory data that does not say: recorded as unknown, not guessed
+    load_model(tmp_path / "best.pt", pixel_size_m=40.0)  # nothing to check against
+    del stored["pixel_size_m"]  # a best.pt from before the key (SEN12MS, or the 10 m synthetic tree)
+    torch.save(stored, tmp_path / "old.pt")
+    assert load_checkpoint(tmp_path / "old.pt")["pixel_size_m"] == 10.0
+    with pytest.raises(CheckpointError, match="trained on 10 m pixels"):
+        load_model(tmp_path / "old.pt", pixel_size_m=40.0)
+
+
+def test_a_frame_mixing_pixel_sizes_is_refused_naming_a_scene_of_each(tmp_path) -> None:
+    frame = pd.DataFrame({"season": ["spring", "spring", "fall"], "scene": [1, 1, 3], "res": [40.0, 40.000001, 10.0]})
+    assert frame_pixel_size(frame.iloc[:2], tmp_path) == 40.0  # float noise of the transforms is one size
+    assert frame_pixel_size(frame.drop(columns="res"), tmp_path) is None
+    with pytest.raises(DataError, match=r"fall_3: holds 10 m pixels, scene spring_1 of the same "
+                                        r"split 40 m pixels.*Fix: rebuild.*synthetic.pixel_size_m") as err:
+        frame_pixel_size(frame, tmp_path)
+    assert err.value.path == tmp_path / "fall_3"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

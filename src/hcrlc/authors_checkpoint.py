@@ -28,7 +28,8 @@ C-Net ``features.N``, ``classifier.N``   ``cnet.features.N``, ``cnet.classifier.
 
 Both orders of the decoder's concatenation are [upsampled, skip], so the weights carry over unchanged. The
 widths come from the file's shapes; the patch size is not in the weights (``patch_size``, 256 px by default as in
-the paper), except that the C-Net's first Linear layer must fit it. HCR-Net + C-Net was trained as two networks:
+the paper), except that the C-Net's first Linear layer must fit it. The pixel size is not in the file either: the
+authors trained on SEN12MS, so the ``best.pt`` records its 10 m (``pixel_size_m``). HCR-Net + C-Net was trained as two networks:
 pass the C-Net's file as the checkpoint and the HCR-Net's (also in the authors' format) as ``hcr_source``.
 
 ``log_var_a``/``log_var_b`` (uncertainty weighting: ``a`` weighs the classification loss, ``b`` the CARL loss)
@@ -59,7 +60,7 @@ from hcrlc.model_card import model_card
 from hcrlc.model_specs import MODEL_NAMES, MODELS
 from hcrlc.models import IN_CHANNELS, N_CLASSES, resolve_model_config
 from hcrlc.models.cnet import POOL
-from hcrlc.paper import PATCH_SIZE
+from hcrlc.paper import PATCH_SIZE, PIXEL_SIZE_M
 from hcrlc.training.checkpoints import BEST_FORMAT, build_network, file_sha256, save_atomically
 
 log = logging.getLogger(__name__)
@@ -346,6 +347,7 @@ def convert_authors_checkpoint(network: str, source: str | Path, *, hcr_source: 
         "model_cfg": model_cfg,
         "train_cfg": {},  # trained by the authors' script: its settings are not in the file
         "patch_size": int(patch_size),
+        "pixel_size_m": PIXEL_SIZE_M,  # SEN12MS's: the data the authors trained on
         "n_classes": N_CLASSES,
         "epoch": int(epoch) + 1 if isinstance(epoch, int) else None,  # theirs count from 0, ours from 1
         "metric": spec.selection_metric,

@@ -156,7 +156,7 @@ def evaluate_job(checkpoint: str | Path, index_path: str | Path, shards_dir: str
     """
     device = resolve_device(device)
     test_ds = TripletDataset(load_index(index_path, "test"), shards_dir, masks_dir, raw=device.type == "cuda")
-    model = load_model(checkpoint, device=device, patch_px=test_ds.patch_px)
+    model = load_model(checkpoint, device=device, patch_px=test_ds.patch_px, pixel_size_m=test_ds.pixel_size_m)
     rows = choose_fig3_examples(test_ds.frame["cloud_fraction"].to_numpy(), min(n_examples, len(test_ds)),
                                 examples_seed)
     reconstructs = RECON in getattr(model, "heads", ())

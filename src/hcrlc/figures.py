@@ -44,7 +44,7 @@ from hcrlc.bootstrap import (
 from hcrlc.errors import DataError
 from hcrlc.metrics import micro_f1
 from hcrlc.model_specs import MODEL_LABELS, PRETEXT
-from hcrlc.paper import LABEL_FRACTIONS, PIXEL_SIZE_M, S1_MEAN, S1_STD, S2_BANDS
+from hcrlc.paper import LABEL_FRACTIONS, S1_MEAN, S1_STD, S2_BANDS
 from hcrlc.tables import BASELINE_LABELS, check_source
 
 log = logging.getLogger(__name__)
@@ -295,7 +295,8 @@ def fig3(
     the models were evaluated on). S2 is shown as RGB = B4, B3, B2, every S2 panel of a row with the same
     true-colour stretch — one range for the three bands from the clear target's percentiles
     (:func:`true_colour_limits`) — so colours compare and clouds saturate to white. S1 as false colour (see
-    :func:`s1_false_colour`). ``dataset`` is anything indexable by row that gives :class:`hcrlc.data.dataset.TripletDataset` items (``x``, ``s2``, ``cloud_fraction`` are used).
+    :func:`s1_false_colour`). ``dataset`` is anything indexable by row that gives :class:`hcrlc.data.dataset.TripletDataset` items (``x``, ``s2``, ``cloud_fraction`` are used);
+    its ``pixel_size_m`` (m), where it has one, goes into the title with the patch size.
     """
     check_source(source)
     if not examples:
@@ -329,8 +330,10 @@ def fig3(
                 ax.set_title(titles[j], fontsize="small")
         axes[i, 0].set_ylabel(f"test row {int(row)}\n{100 * float(item['cloud_fraction']):.0f} % cloudy",
                               fontsize="small")
-    # the patch size as the data has it (each panel is one whole patch): the paper's is 256 px
-    size = f"; {clear.shape[-2]}×{clear.shape[-1]} px patches at {PIXEL_SIZE_M:.0f} m" if len(rows) else ""
+    # the patch and pixel size as the data has them (each panel is one whole patch): the paper's are 256 px at 10 m
+    pixel_size_m = getattr(dataset, "pixel_size_m", None)
+    at = f" at {pixel_size_m:g} m" if pixel_size_m is not None else ""
+    size = f"; {clear.shape[-2]}×{clear.shape[-1]} px patches{at}" if len(rows) else ""
     fig.suptitle(_title(f"Qualitative results (Gu et al. 2022, Fig. 3){size}", source), fontsize="medium")
     _save(fig, out_png, out_pdf)
 

@@ -28,14 +28,14 @@ from hcrlc.training import PRETEXT, file_sha256, load_checkpoint, load_model
 
 CARD_FORMAT = "hcrlc.model_card/1"
 
-#: How the network's 15 input channels are made from the files (hcrlc.data.dataset.prepare_s2 / prepare_s1).
+#: How the network's 15 input channels are made from the files (hcrlc.data.dataset.prepare_s2 / prepare_s1); the
+#: card adds the checkpoint's ``pixel_size_m``.
 INPUTS = {
     "channels": [*S2_BAND_NAMES, "VV", "VH"],
     "s2": f"Sentinel-2 L1C top-of-atmosphere reflectance x {S2_SCALE:g} (uint16), clipped to [0, {S2_SCALE:g}] "
           f"and divided by {S2_SCALE:g}",
     "s1": f"Sentinel-1 backscatter in dB, NaN -> 0, clipped to {list(S1_CLIP_DB)} dB, standardised with mean "
           f"{list(S1_MEAN)} and std {list(S1_STD)} (VV, VH)",
-    "pixel_size_m": 10,
 }
 
 
@@ -77,6 +77,10 @@ def model_card(checkpoint: str | Path, *, run: str, data_source: str, splits: Ma
         # the side of the training patches, as the checkpoint records it (every best.pt does: load_checkpoint
         # refuses one without it rather than guess); predict cuts windows of this size
         "patch_size": int(ckpt["patch_size"]),
+        # the side of the training pixels in metres, as the checkpoint records it (10 for one that predates the
+        # key, :func:`~hcrlc.training.load_checkpoint`; None when the training data did not say): predict
+        # resamples a scene of another pixel size onto this one
+        "pixel_size_m": _metres(ckpt["pixel_size_m"]),
         "model_config": ckpt["model_cfg"],
         "training_config": train_cfg,
         # None where a checkpoint does not know them (one imported by hcrlc.authors_checkpoint)
@@ -92,12 +96,16 @@ def model_card(checkpoint: str | Path, *, run: str, data_source: str, splits: Ma
             "splits": dict(splits),
             "max_train_samples": train_cfg.get("max_train_samples"),
         },
-        "inputs": INPUTS,
+        "inputs": {**INPUTS, "pixel_size_m": _metres(ckpt["pixel_size_m"])},
         "outputs": outputs,
         "software": {"hcrlc": hcrlc.__version__, "torch": torch.__version__, "numpy": np.__version__,
                      "python": platform.python_version()},
         "test_metrics": None,
     }
+
+
+def _metres(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def write_model_card(checkpoint: str | Path, out: str | Path, **kwargs: Any) -> dict[str, Any]:

@@ -1,9 +1,13 @@
-"""Patch geometry: the stride that goes with a patch size, and whether a patch size fits the networks.
+"""Patch geometry: the stride that goes with a patch size, whether a patch size fits the networks, and when two
+pixel sizes are one.
 
 A patch's size is a property of the data (the shards' arrays, ``index.parquet``'s ``patch_px``, a checkpoint's
 ``patch_size``), never a constant: the real SEN12MS trees hold 256 px patches (:data:`hcrlc.paper.PATCH_SIZE`,
 checked when they are read), the synthetic tree whatever ``synthetic.patch_size`` asks for. Patches are always
 cut as SEN12MS cuts them, with 50 % overlap, so the stride between neighbours is half the size.
+
+The pixel size is a property of the data too (``index.parquet``'s ``res``, a checkpoint's ``pixel_size_m``): 10 m
+in SEN12MS, ``synthetic.pixel_size_m`` in a synthetic tree.
 
 The checks here are plain arithmetic (no torch import), so the workflow runs them on the config before any job
 (:func:`check_patch_size`); the networks run the same functions on their inputs.
@@ -18,6 +22,14 @@ from hcrlc.errors import ConfigError
 
 #: a C-Net layer entry that is a 2x2 max-pool, not a conv
 POOL = "M"
+#: Pixel sizes that differ by less than this fraction are one size: georeferencing carries float noise, and a
+#: resampling by less than 0.1 % would only blur.
+PIXEL_SIZE_RTOL = 1e-3
+
+
+def same_pixel_size(a: float, b: float) -> bool:
+    """Whether pixel sizes ``a`` and ``b`` (same unit) are one size, within :data:`PIXEL_SIZE_RTOL`."""
+    return abs(float(a) - float(b)) <= PIXEL_SIZE_RTOL * max(abs(float(a)), abs(float(b)))
 
 
 def patch_stride(patch_px: int) -> int:

@@ -113,6 +113,7 @@ class PretextDataset(Dataset):
         if every_pair:
             self.anchors, self._fixed = neighbour_pairs(self.anchors, neighbours)
         self.triplets = TripletDataset(frame, shards_dir, masks_dir)
+        self.pixel_size_m = self.triplets.pixel_size_m  # recorded in the pretext's best.pt
         self.seed = seed
         self.epoch = 0
 

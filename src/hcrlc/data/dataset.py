@@ -20,6 +20,7 @@ from hcrlc.data.layout import scene_key
 from hcrlc.data.shards import check_npy, check_scene_shard, open_shard, rebuild_fix, shard_patch_px
 from hcrlc.errors import DataError
 from hcrlc.paper import S1_CLIP_DB, S1_MEAN, S1_STD, S2_SCALE, TARGET_COLUMNS
+from hcrlc.patch_geometry import PIXEL_SIZE_RTOL
 
 _S1_MEAN = np.asarray(S1_MEAN, dtype=np.float32)[:, None, None]
 _S1_STD = np.asarray(S1_STD, dtype=np.float32)[:, None, None]
@@ -54,6 +55,29 @@ def load_index(index_path: str | Path, split: str | None = None) -> pd.DataFrame
     return df
 
 
+def frame_pixel_size(frame: pd.DataFrame, shards_dir: str | Path) -> float | None:
+    """The one pixel size (m) of the patches of ``frame`` (its ``res`` column, as ``index.parquet`` has it); None
+    for an empty frame or one without ``res``.
+
+    A frame mixing pixel sizes is a :class:`DataError` naming a scene of each size: the networks learn features
+    of one ground resolution, and the pretext's neighbour offsets and predict's resampling assume one.
+    """
+    if "res" not in frame.columns or frame.empty:
+        return None
+    res = frame["res"].to_numpy(dtype=np.float64)
+    first = float(res[0])
+    other = np.abs(res - first) > PIXEL_SIZE_RTOL * np.maximum(np.abs(res), abs(first))  # same_pixel_size, vectorised
+    if other.any():
+        scenes = [scene_key(s, c) for s, c in zip(frame["season"], frame["scene"])]
+        odd = int(np.argmax(other))
+        raise DataError(Path(shards_dir) / scenes[odd],
+                        f"holds {res[odd]:g} m pixels, scene {scenes[0]} of the same split {first:g} m pixels: a run "
+                        "takes patches of one pixel size",
+                        "rebuild the shards and the index from trees of one pixel size (snakemake data; a "
+                        "synthetic tree takes synthetic.pixel_size_m)")
+    return first
+
+
 class TripletDataset(Dataset):
     """(cloudy S2 + S1, clear S2, cloud mask, targets) samples of one split.
 
@@ -62,6 +86,8 @@ class TripletDataset(Dataset):
     ``s2`` (13, H, W) float32 clear S2 in [0, 1]; ``mask`` (1, H, W) float32 cloud mask in {0, 1};
     ``y`` (10,) float32 multi-hot targets; ``cloud_fraction`` () float32; ``idx`` () int64 row of ``frame``.
     H = W = ``patch_px``, the patch size of the shards (one for every scene of ``frame``; None for an empty frame).
+    ``pixel_size_m``: the pixel side in metres, the one ``res`` of ``frame`` (the index's column, read from the
+    GeoTIFF transforms; SEN12MS: 10); None for an empty frame or one without the column.
     """
 
     def __init__(self, frame: pd.DataFrame, shards_dir: str | Path, masks_dir: str | Path, raw: bool = False) -> None:
@@ -75,6 +101,7 @@ class TripletDataset(Dataset):
         self._cf = np.array(self.frame["cloud_fraction"].to_numpy(dtype=np.float32))
         self._open: dict[str, dict[str, np.ndarray]] = {}
         self._check_files()
+        self.pixel_size_m = frame_pixel_size(self.frame, self.shards_dir)
 
     def _check_files(self) -> None:
         """Check every scene's shard and mask file before any sample is read (headers and sizes only): a damaged

@@ -22,6 +22,8 @@ from hcrlc.atomic import atomic_output
 from hcrlc.errors import CheckpointError
 from hcrlc.model_specs import model_spec
 from hcrlc.models import build_model, resolve_model_config
+from hcrlc.paper import PIXEL_SIZE_M
+from hcrlc.patch_geometry import same_pixel_size
 from hcrlc.training.config import EXECUTION_KEYS
 
 BEST_FORMAT = "hcrlc.best/1"
@@ -29,6 +31,12 @@ RESUME_FORMAT = "hcrlc.resume/1"
 #: what every best.pt of BEST_FORMAT holds and the loaders read; ``patch_size`` (px) is the side of the patches the
 #: network was trained on, written by every version of the training loop
 BEST_KEYS = ("model_name", "model_cfg", "train_cfg", "patch_size", "n_classes", "state_dict")
+#: ``pixel_size_m`` (the side of the training pixels in metres; None where the data sets did not say) is written by
+#: the training loop since the synthetic tree could be coarser than SEN12MS; :func:`load_checkpoint` fills it in
+#: for a best.pt without it: every such file was trained on 10 m pixels (SEN12MS, the synthetic tree before
+#: ``synthetic.pixel_size_m``, the authors' checkpoints, which ``hcrlc import-authors-checkpoint`` now marks
+#: explicitly). A workflow run retrains over older checkpoints anyway (the training code changed).
+LEGACY_PIXEL_SIZE_M = PIXEL_SIZE_M
 
 
 def read_torch_file(path: Path, what: str, fix: str) -> Any:
@@ -54,7 +62,8 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None) -> dict[
     """Read a ``best.pt`` written by :func:`train_model` (``weights_only``; tensors on CPU).
 
     Raises :class:`CheckpointError` when the file is unreadable, is not such a checkpoint, or holds another
-    model than ``expected_name``.
+    model than ``expected_name``. ``pixel_size_m`` is always there (:data:`LEGACY_PIXEL_SIZE_M` for a file
+    without it).
     """
     path = Path(path)
     if not path.is_file():
@@ -74,7 +83,17 @@ def load_checkpoint(path: str | Path, expected_name: str | None = None) -> dict[
             f"{path} holds model {ckpt['model_name']!r}, not {expected_name!r}. Fix: pass the best.pt of "
             f"{expected_name} (results/models/{expected_name}/best.pt)"
         )
+    ckpt.setdefault("pixel_size_m", LEGACY_PIXEL_SIZE_M)
     return ckpt
+
+
+def check_pixel_size(path: str | Path, ckpt: Mapping[str, Any], pixel_size_m: float | None, fix: str) -> None:
+    """:class:`CheckpointError` when the checkpoint ``ckpt`` (read from ``path``) was trained on pixels of another
+    size than ``pixel_size_m`` (m); nothing when either does not say."""
+    trained = ckpt.get("pixel_size_m")
+    if trained is not None and pixel_size_m is not None and not same_pixel_size(trained, pixel_size_m):
+        raise CheckpointError(f"{path} was trained on {trained:g} m pixels, the data it is given has "
+                              f"{pixel_size_m:g} m pixels. Fix: {fix}")
 
 
 def load_model(
@@ -84,13 +103,14 @@ def load_model(
     expected_name: str | None = None,
     device: str | torch.device = "cpu",
     patch_px: int | None = None,
+    pixel_size_m: float | None = None,
 ) -> nn.Module:
     """The network stored in ``best.pt``, with its best-validation weights, in eval mode on ``device``.
 
     When ``model_cfg`` is given it must equal (after filling defaults) the config the checkpoint was trained
     with; otherwise :class:`CheckpointError` names the differing keys. ``expected_name`` is checked as in
     :func:`load_checkpoint`; ``patch_px``, the size of the patches the network is to see, against the checkpoint's
-    ``patch_size``.
+    ``patch_size``, and ``pixel_size_m``, the side of their pixels (m), against its ``pixel_size_m``.
     """
     ckpt = load_checkpoint(path, expected_name)
     if patch_px is not None and int(ckpt["patch_size"]) != int(patch_px):
@@ -98,6 +118,8 @@ def load_model(
             f"{path} was trained on {ckpt['patch_size']} px patches, the data it is given has {patch_px} px "
             f"patches. Fix: retrain {ckpt['model_name']} on this data (snakemake reruns it when the index changes)"
         )
+    check_pixel_size(path, ckpt, pixel_size_m, f"retrain {ckpt['model_name']} on this data (snakemake reruns it "
+                     "when the index changes)")
     if model_cfg is not None:
         diff = _differences(ckpt["model_cfg"], resolve_model_config(model_cfg))
         if diff:

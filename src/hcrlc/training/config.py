@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
 from hcrlc.errors import ConfigError
 from hcrlc.model_specs import TRAINABLE, ModelSpec
 from hcrlc.models import resolve_model_config
 from hcrlc.paper import BATCH_SIZE, EPOCHS, LEARNING_RATE, WEIGHT_DECAY
+from hcrlc.patch_geometry import same_pixel_size
 from hcrlc.pretext import DIRECTIONS
 
-__all__ = ["PRECISIONS", "TRAINING_DEFAULTS", "RunSpec", "resolve_training_config", "tf32_math"]
+__all__ = ["PRECISIONS", "TRAINING_DEFAULTS", "RunSpec", "data_pixel_size", "resolve_training_config", "tf32_math"]
 
 #: Defaults of the config's ``training`` section (the schema repeats them; a test keeps both equal) [P].
 TRAINING_DEFAULTS: dict[str, Any] = {
@@ -80,14 +81,26 @@ def tf32_math(enabled: bool) -> Iterator[None]:
 
 
 
+def data_pixel_size(dataset: Dataset) -> float | None:
+    """The pixel side in metres of the patches ``dataset`` serves: its ``pixel_size_m`` (as
+    :class:`~hcrlc.data.dataset.TripletDataset` and :class:`~hcrlc.pretext.PretextDataset` read it from the index),
+    looking through ``torch.utils.data.Subset``; None when the data set does not say (an in-memory one)."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    size = getattr(dataset, "pixel_size_m", None)
+    return None if size is None else float(size)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of the training loop: the arguments of :func:`~hcrlc.training.train_model`, checked, with the
     config sections resolved and the data's patch size and class count.
 
     ``model_cfg`` and ``train_cfg`` are the config's ``model`` and ``training`` sections with every default
-    filled in; ``patch_size`` is in pixels; ``n_classes`` is the classifier's output count (4 directions for the
-    pretext). The other fields are :func:`~hcrlc.training.train_model`'s arguments of the same names.
+    filled in; ``patch_size`` is in pixels; ``pixel_size_m`` is the data's pixel side in metres
+    (:func:`data_pixel_size`; None when the data sets do not say); ``n_classes`` is the classifier's output count
+    (4 directions for the pretext). The other fields are :func:`~hcrlc.training.train_model`'s arguments of the
+    same names.
     """
 
     model: ModelSpec
@@ -97,6 +110,7 @@ class RunSpec:
     patch_size: int
     n_classes: int
     tensorboard_dir: Path
+    pixel_size_m: float | None = None
     hcr_checkpoint: Path | None = None
     init_checkpoint: Path | None = None
     init_skip: tuple[str, ...] = ()
@@ -158,12 +172,22 @@ class RunSpec:
                 f"model {name!r} got items whose y has shape {tuple(sample['y'].shape)}: pretext trains on "
                 "PretextDataset items (y = one direction) and only pretext does"
             )
+        pixel_size_m = _one_pixel_size(train_ds, val_ds)
         out_dir = Path(out_dir)
         return cls(
-            model, out_dir, model_cfg, cfg, patch_size=int(height),
+            model, out_dir, model_cfg, cfg, patch_size=int(height), pixel_size_m=pixel_size_m,
             n_classes=len(DIRECTIONS) if directions else int(sample["y"].shape[0]),
             tensorboard_dir=out_dir / "tensorboard" if tensorboard_dir is None else Path(tensorboard_dir),
             hcr_checkpoint=None if hcr_checkpoint is None else Path(hcr_checkpoint),
             init_checkpoint=None if init_checkpoint is None else Path(init_checkpoint),
             init_skip=tuple(init_skip), trainable=None if trainable is None else tuple(trainable), **options,
         )
+
+
+def _one_pixel_size(train_ds: Dataset, val_ds: Dataset) -> float | None:
+    """The pixel size (m) of the training data, which the validation data must share (either may not say)."""
+    train_m, val_m = data_pixel_size(train_ds), data_pixel_size(val_ds)
+    if train_m is not None and val_m is not None and not same_pixel_size(train_m, val_m):
+        raise ConfigError(f"the training data has {train_m:g} m pixels, the validation data {val_m:g} m: a run "
+                          "trains and selects on patches of one pixel size; build both from one index")
+    return train_m if train_m is not None else val_m

@@ -58,6 +58,7 @@ from hcrlc.training.checkpoints import (
     BEST_FORMAT,
     RESUME_FORMAT,
     build_network,
+    check_pixel_size,
     check_resume_identity,
     file_sha256,
     load_checkpoint,
@@ -221,9 +222,9 @@ def _train(run: RunSpec, train_ds: Dataset, val_ds: Dataset, where: _Placement) 
     writer = _tensorboard_writer(run.tensorboard_dir, progress.start_epoch, run.epoch_offset) \
         if where.ctx.is_main else None
     cfg, metric = run.train_cfg, run.model.selection_metric
-    log.info("%s: %d train / %d val samples of %d px on %s (%d process(es)), epochs %d..%d, training in %s, "
-             "%s selects%s (validated in fp32)", run.name, sampler.n_epoch, len(val_ds), run.patch_size,
-             where.device, where.ctx.world_size, progress.start_epoch, cfg["epochs"],
+    log.info("%s: %d train / %d val samples of %d px (%s m pixels) on %s (%d process(es)), epochs %d..%d, training "
+             "in %s, %s selects%s (validated in fp32)", run.name, sampler.n_epoch, len(val_ds), run.patch_size,
+             "?" if run.pixel_size_m is None else f"{run.pixel_size_m:g}", where.device, where.ctx.world_size, progress.start_epoch, cfg["epochs"],
              cfg["precision"] if where.device.type == "cuda" else "fp32", metric,
              f" (chance {PRETEXT_CHANCE_ACC:.2f})" if metric == "val_acc" else "")
 
@@ -250,6 +251,8 @@ def _network(run: RunSpec, where: _Placement, *, n_train: int, n_val: int) -> _N
             raise CheckpointError(f"{run.hcr_checkpoint} was trained on {hcr['patch_size']} px patches, {run.name} "
                                   f"trains on {run.patch_size} px patches. Fix: retrain {run.model.frozen_inside} "
                                   "on this data")
+        check_pixel_size(run.hcr_checkpoint, hcr, run.pixel_size_m,
+                         f"retrain {run.model.frozen_inside} on this data")
         model.load_hcr_state(hcr["state_dict"])
         hcr_sha256 = file_sha256(run.hcr_checkpoint)
     weighting = None if run.model.weighting is None else WEIGHTINGS[run.model.weighting]()
@@ -257,6 +260,8 @@ def _network(run: RunSpec, where: _Placement, *, n_train: int, n_val: int) -> _N
         freeze_all_but(model, run.trainable)
     init_sha256 = None
     if run.init_checkpoint is not None:
+        check_pixel_size(run.init_checkpoint, load_checkpoint(run.init_checkpoint), run.pixel_size_m,
+                         "start from a checkpoint trained on this data")
         init_sha256 = load_init(model, weighting, run.name, run.init_checkpoint, run.init_skip, run.trainable)
     objective = TrainingObjective(run.name, model, weighting).to(where.device)
     if where.bf16:
@@ -273,6 +278,7 @@ def _network(run: RunSpec, where: _Placement, *, n_train: int, n_val: int) -> _N
         "n_train": n_train,
         "n_val": n_val,
         "patch_size": run.patch_size,
+        "pixel_size_m": run.pixel_size_m,
         "n_classes": run.n_classes,
         "hcr_checkpoint_sha256": hcr_sha256,
         "init_checkpoint_sha256": init_sha256,
@@ -444,6 +450,7 @@ def _finish(run: RunSpec, net: _Network, progress: _Progress, writer: Any, where
             "model_cfg": run.model_cfg,
             "train_cfg": run.train_cfg,
             "patch_size": run.patch_size,
+            "pixel_size_m": run.pixel_size_m,
             "n_classes": run.n_classes,
             "epoch": best["epoch"],
             "metric": metric,
@@ -488,10 +495,6 @@ def _tensorboard_writer(log_dir: Path, start_epoch: int, epoch_offset: int) -> A
         shutil.rmtree(log_dir, ignore_errors=True)
         return SummaryWriter(str(log_dir))
     return SummaryWriter(str(log_dir), purge_step=epoch_offset + start_epoch)
-
-
-def _cpu_copy(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _cpu_copy(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
