@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -44,12 +45,14 @@ from hcrlc.predict import (
     PredictSettings,
     SceneGrid,
     blend_weights,
+    coarse_transform,
     predict_scene,
     s1_on_grid,
     to_dn,
     window_starts,
     write_cloud_mask,
 )
+from hcrlc.scene_resampling import resample_scene
 from hcrlc.training import file_sha256, load_model, train_model
 
 UTM = CRS.from_epsg(32633)
@@ -59,31 +62,36 @@ UTM_ORIGIN = (500_000.0, 5_200_000.0)
 SMALL = PredictSettings(overlap=8)
 
 
-def train_tiny(out, model: str, size: int):
+def train_tiny(out, model: str, size: int, pixel_size_m: float | None = 10.0):
     cfg = {"epochs": 1, "batch_size": 2, "lr": 1e-2, "device": "cpu", "num_workers": 0}
-    train_model(model, LearnableTriplets(4, size=size), LearnableTriplets(2, seed=1, size=size), out,
-                model_cfg=TINY, train_cfg=cfg)
+    train_model(model, LearnableTriplets(4, size=size, pixel_size_m=pixel_size_m),
+                LearnableTriplets(2, seed=1, size=size, pixel_size_m=pixel_size_m), out, model_cfg=TINY,
+                train_cfg=cfg)
     return out / "best.pt"
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
-    """Tiny best.pt files: HCR&LC-Net (uncertain) on 256 px and on 32 px patches, LC-Net and HCR-Net on 32 px."""
+    """Tiny best.pt files: HCR&LC-Net (uncertain) on 256 px and on 32 px patches, LC-Net and HCR-Net on 32 px, all
+    of 10 m pixels; HCR&LC-Net on 32 px patches of 40 m pixels (the demo's scale model) and of pixels it does not
+    know."""
     root = tmp_path_factory.mktemp("models")
     torch.set_num_threads(1)
-    specs = {"hcr_lc_uncertain_256": ("hcr_lc_uncertain", 256), "hcr_lc_uncertain_32": ("hcr_lc_uncertain", 32),
-             "lc_net": ("lc_net", 32), "hcr_net": ("hcr_net", 32)}
-    return {key: train_tiny(root / key, name, size) for key, (name, size) in specs.items()}
+    specs = {"hcr_lc_uncertain_256": ("hcr_lc_uncertain", 256, 10.0),
+             "hcr_lc_uncertain_32": ("hcr_lc_uncertain", 32, 10.0), "lc_net": ("lc_net", 32, 10.0),
+             "hcr_net": ("hcr_net", 32, 10.0), "hcr_lc_uncertain_32_40m": ("hcr_lc_uncertain", 32, 40.0),
+             "hcr_lc_uncertain_32_unknown": ("hcr_lc_uncertain", 32, None)}
+    return {key: train_tiny(root / key, name, size, metres) for key, (name, size, metres) in specs.items()}
 
 
 def write_s2(path, width: int, height: int, *, crs=UTM, bands: int = 13, seed: int = 0, dtype="uint16",
-             nodata=None):
-    """Random L1C-like DN (bright clouds in the top-left quarter) on a 10 m grid in ``crs``."""
+             nodata=None, res: float = 10.0):
+    """Random L1C-like DN (bright clouds in the top-left quarter) on a ``res`` m grid (default 10) in ``crs``."""
     rng = np.random.default_rng(seed)
     dn = rng.integers(200, 3000, size=(bands, height, width)).astype(dtype)
     dn[:, : height // 2, : width // 2] = rng.integers(5000, 9000, size=(bands, height // 2, width // 2))
     origin = UTM_ORIGIN if crs.is_projected else (15.0, 47.0)
-    res = 10.0 if crs.is_projected else 1e-4
+    res = res if crs.is_projected else 1e-4
     write_geotiff(path, dn, crs, from_origin(*origin, res, res), nodata=nodata)
     return path
 
@@ -343,6 +351,153 @@ def test_bad_input_is_refused_naming_the_file_and_the_fix(checkpoints, tmp_path,
     assert not (tmp_path / "out").exists()  # refused before any output
 
 
+# --- the model's pixel size ----------------------------------------------------------------------------------------
+
+
+def speckled_s1_on(s2_path, seed: int = 2):
+    """(2, H, W) float32 dB on the S2 grid itself: -12 / -19 dB with 4-look gamma speckle (averaging it in dB or in
+    power differs by ~1 dB) and a block of NaN (no data)."""
+    with rasterio.open(s2_path) as src:
+        height, width = src.height, src.width
+    rng = np.random.default_rng(seed)
+    power = rng.gamma(4.0, 1 / 4.0, size=(2, height, width)) * np.array([10**-1.2, 10**-1.9])[:, None, None]
+    db = (10 * np.log10(power)).astype(np.float32)
+    db[:, 8:14, 20:27] = np.nan
+    return db
+
+
+def block_mean(a: np.ndarray, k: int) -> np.ndarray:
+    """Mean of k × k blocks of (bands, H, W), ignoring NaN (NaN where a block has none); the last partial row and
+    column of blocks left out."""
+    b, h, w = a.shape[0], a.shape[1] // k, a.shape[2] // k
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "mean of empty slice" where a block holds only NaN
+        return np.nanmean(a[:, : h * k, : w * k].reshape(b, h, k, w, k), axis=(2, 4))
+
+
+def test_resampling_averages_s2_and_s1_in_linear_power_onto_the_models_grid(tmp_path):
+    s2 = write_s2(tmp_path / "s2.tif", 130, 97, nodata=0)
+    with rasterio.open(s2, "r+") as dst:  # a nodata block that covers whole coarse pixels and parts of others
+        dst.write(np.zeros((13, 10, 9), dtype=np.uint16), window=Window(40, 40, 9, 10))
+    crs, transform, width, height = grid_of(s2)
+    s1_db = speckled_s1_on(s2)
+    write_geotiff(tmp_path / "s1.tif", s1_db, crs, transform)
+    scene = SceneGrid(crs, transform, width, height, 0)
+    target = scene.with_pixel_size(40.0)
+    assert (target.width, target.height) == (32, 24) and target.transform == from_origin(*UTM_ORIGIN, 40.0, 40.0)
+    # strips of 3 coarse rows: the strip edges fall inside the scene
+    s2_out, s1_out = resample_scene(s2, tmp_path / "s1.tif", scene, target, tmp_path / "out", source_rows=12)
+    with rasterio.open(s2) as src:
+        dn = src.read()
+    with rasterio.open(s2_out) as a, rasterio.open(s1_out) as b:
+        assert (a.crs, a.transform, a.width, a.height, a.nodata) == (crs, target.transform, 32, 24, 0)
+        assert (b.crs, b.transform, b.dtypes[0]) == (crs, target.transform, "float32")
+        got_dn, got_db = a.read(), b.read()
+    # S2: the mean of the valid 10 m pixels under each 40 m pixel, rounded; nodata only where none is valid
+    valid = (dn != 0).any(axis=0)
+    expected = block_mean(np.where(valid, dn, np.nan).astype(np.float64), 4)
+    none_valid = np.isnan(expected).all(axis=0)
+    assert none_valid.sum() == 4  # rows 40-49 x columns 40-48 hold 2 x 2 whole coarse pixels
+    np.testing.assert_array_equal(got_dn[:, ~none_valid], np.rint(expected[:, ~none_valid]))
+    assert (got_dn[:, none_valid] == 0).all()
+    # S1: the mean in linear power, not in dB (speckle makes them differ by about a dB)
+    linear = 10 * np.log10(block_mean(10 ** (s1_db.astype(np.float64) / 10), 4))
+    np.testing.assert_allclose(got_db, linear, atol=1e-4)
+    assert np.nanmean(linear - block_mean(s1_db.astype(np.float64), 4)) > 0.5
+
+
+def test_pixel_sizes_that_are_no_multiples_average_the_covered_area(tmp_path):
+    # S2 DN linear in x and y: the area-weighted mean over a 25 m pixel is the ramp at its centre
+    rows, cols = np.mgrid[0:101, 0:83]
+    dn = np.broadcast_to(1000 + 6 * cols + 4 * rows, (13, 101, 83)).astype(np.uint16)
+    s2 = write_geotiff(tmp_path / "s2.tif", dn, UTM, from_origin(*UTM_ORIGIN, 10.0, 10.0))
+    s1 = write_geotiff(tmp_path / "s1.tif", np.full((2, 101, 83), -11.0, np.float32), UTM,
+                       from_origin(*UTM_ORIGIN, 10.0, 10.0))
+    scene = SceneGrid(UTM, from_origin(*UTM_ORIGIN, 10.0, 10.0), 83, 101, None)
+    target = scene.with_pixel_size(25.0)
+    assert (target.width, target.height) == (33, 40)
+    s2_out, s1_out = resample_scene(s2, s1, scene, target, tmp_path / "out", source_rows=18)  # 7 rows a strip
+    centre = (np.arange(40)[:, None] + 0.5) * 2.5 - 0.5, (np.arange(33)[None, :] + 0.5) * 2.5 - 0.5
+    with rasterio.open(s2_out) as a, rasterio.open(s1_out) as b:
+        assert np.abs(a.read(1).astype(float) - (1000 + 6 * centre[1] + 4 * centre[0])).max() <= 0.5
+        np.testing.assert_allclose(b.read(), -11.0, atol=1e-5)
+
+
+def test_a_model_of_40_m_pixels_predicts_a_10_m_scene_on_its_own_grid(checkpoints, tmp_path):
+    ckpt = checkpoints["hcr_lc_uncertain_32_40m"]
+    s2 = write_s2(tmp_path / "s2.tif", 210, 150)
+    crs, transform, width, height = grid_of(s2)
+    s1_db = speckled_s1_on(s2)
+    s1 = write_geotiff(tmp_path / "s1.tif", s1_db, crs, transform)
+    out = tmp_path / "out"
+    summary = predict_scene(ckpt, s2, s1, out, SMALL, progress=False)
+    # every output on the 40 m grid over the scene (same corner), nothing else left in the folder
+    coarse = from_origin(*UTM_ORIGIN, 40.0, 40.0)
+    assert sorted(p.name for p in out.iterdir()) == sorted([CLOUD_FREE, CLOUD_MASK, LANDCOVER, SUMMARY, QUICKLOOK])
+    for name in (CLOUD_FREE, CLOUD_MASK):
+        with rasterio.open(out / name) as src:
+            assert (src.crs, src.transform, src.width, src.height) == (crs, coarse, 52, 37), name
+    with rasterio.open(out / LANDCOVER) as lc:
+        ys, xs = window_starts(37, 32, 8), window_starts(52, 32, 8)
+        assert (lc.height, lc.width) == (len(ys), len(xs))
+        assert lc.transform == coarse_transform(coarse, ys, xs, 32, 8)
+    assert summary["pixel_size_m"] == {"model": 40.0, "outputs": 40.0}
+    assert summary["inputs"]["pixel_size_m"] == 10.0 and summary["inputs"]["s2"] == str(s2)
+    assert summary["inputs"]["grid"]["width"] == 210 and summary["grid"]["width"] == 52
+    assert summary["resampling"] is not None and summary["seconds"]["resample"] >= 0
+    assert (summary["windows"]["rows"], summary["windows"]["cols"]) == (len(ys), len(xs))
+    # the same as predicting the scene averaged onto 40 m pixels beforehand (where nothing is resampled)
+    pre = tmp_path / "pre"
+    pre_s2, pre_s1 = resample_scene(s2, s1, SceneGrid(crs, transform, width, height, None),
+                                    SceneGrid(crs, transform, width, height, None).with_pixel_size(40.0), pre)
+    again = predict_scene(ckpt, pre_s2, pre_s1, tmp_path / "again", SMALL, progress=False)
+    assert again["resampling"] is None and again["inputs"]["pixel_size_m"] == 40.0
+    for name in (CLOUD_FREE, CLOUD_MASK, LANDCOVER):
+        with rasterio.open(out / name) as a, rasterio.open(tmp_path / "again" / name) as b:
+            np.testing.assert_array_equal(a.read(), b.read(), err_msg=name)
+
+
+def test_the_scenes_own_pixel_size_changes_nothing(checkpoints, tmp_path):
+    """A 10 m model (recorded, or from before the key) and one whose data did not say predict a 10 m scene on its
+    own grid, byte for byte alike, with no resampling."""
+    legacy = torch.load(checkpoints["hcr_lc_uncertain_32"], weights_only=True)
+    del legacy["pixel_size_m"]
+    (tmp_path / "legacy").mkdir()
+    torch.save(legacy, tmp_path / "legacy" / "best.pt")
+    s2 = write_s2(tmp_path / "s2.tif", 101, 75, nodata=0)
+    s1 = write_s1_lonlat(tmp_path / "s1.tif", s2, hole=True)
+    outputs = {}
+    for key, ckpt in (("recorded", checkpoints["hcr_lc_uncertain_32"]), ("legacy", tmp_path / "legacy" / "best.pt")):
+        summary = predict_scene(ckpt, s2, s1, tmp_path / key, SMALL, progress=False)
+        assert summary["resampling"] is None and summary["pixel_size_m"] == {"model": 10.0, "outputs": 10.0}
+        assert summary["grid"] == summary["inputs"]["grid"]
+        outputs[key] = {name: (tmp_path / key / name).read_bytes() for name in (CLOUD_FREE, CLOUD_MASK, LANDCOVER)}
+    assert outputs["recorded"] == outputs["legacy"]
+    # the same weights trained on data that did not say its pixel size: the scene's own grid, as before the key
+    unknown = torch.load(checkpoints["hcr_lc_uncertain_32"], weights_only=True) | {"pixel_size_m": None}
+    (tmp_path / "unknown").mkdir()
+    torch.save(unknown, tmp_path / "unknown" / "best.pt")
+    summary = predict_scene(tmp_path / "unknown" / "best.pt", s2, s1, tmp_path / "u", SMALL, progress=False)
+    assert summary["pixel_size_m"] == {"model": None, "outputs": 10.0}
+    assert {n: (tmp_path / "u" / n).read_bytes() for n in outputs["recorded"]} == outputs["recorded"]
+
+
+@pytest.mark.parametrize("case, match", [
+    ("coarser_scene", (r"has 40 m pixels, coarser than the 10 m pixels the model was trained on.*Fix: pass the "
+                       r"scene at 10 m or finer")),
+    ("small_on_the_models_grid", (r"is 100 × 100 px \(25 × 25 px of the model's 40 m pixels\), smaller than one "
+                                  r"window of 32 × 32 px. Fix: use a crop of at least 128 px per side")),
+])
+def test_scenes_the_models_pixels_cannot_be_made_from_are_refused(checkpoints, tmp_path, case, match):
+    coarse = case == "coarser_scene"
+    s2 = write_s2(tmp_path / "s2.tif", 100, 100, res=40.0 if coarse else 10.0)
+    s1 = write_s1_lonlat(tmp_path / "s1.tif", s2)
+    ckpt = checkpoints["hcr_lc_uncertain_32" if coarse else "hcr_lc_uncertain_32_40m"]
+    with pytest.raises(DataError, match=match) as err:
+        predict_scene(ckpt, s2, s1, tmp_path / "out", SMALL, progress=False)
+    assert err.value.path == s2 and not (tmp_path / "out").exists()
+
+
 # --- the hcrlc command ------------------------------------------------------------------------------------------
 
 
@@ -386,6 +541,7 @@ def test_model_card_describes_the_checkpoint_and_gains_the_test_metrics(checkpoi
     assert card["software"]["torch"] == torch.__version__ and card["data"]["source"] == "synthetic"
     assert set(card["outputs"]) == {"recon", "logits"} and card["test_metrics"] is None
     assert card["patch_size"] == 32  # the checkpoint's: its training patches
+    assert card["pixel_size_m"] == 10.0 == card["inputs"]["pixel_size_m"]  # and the pixels of its data
     assert json.loads(card_path.read_text()) == card
     metrics = tmp_path / "metrics.json"
     metrics.write_text(json.dumps({"f1": 0.5, "psnr": 20.0}))
@@ -465,3 +621,59 @@ def test_snakemake_predict_on_an_unseen_real_scene_meets_the_bar(demo_scene, sto
     assert proc.returncode != 0
     log = (work / "results" / "logs" / "predict" / "l2a.log").read_text()
     assert f"{l2a}: has 12 bands" in log and "Level-2A" in log
+
+
+def run_predict_demo(work, *configs):
+    """`snakemake predict` with the demo overlay on top of ``configs``; the demo scene's S2 and the outputs' folder."""
+    snakemake(work, "predict", "--configfile", *map(str, configs), str(REPO / "configs" / "predict_demo.yaml"))
+    return work / "results" / "predict_demo" / "s2_l1c.tif", work / "results" / "predict" / "demo"
+
+
+@pytest.mark.slow
+def test_snakemake_predict_with_the_40_m_scale_model_averages_the_10_m_demo_scene_onto_its_grid(
+        demo_scene, tmp_path):
+    """The demo's scale model (64 px patches of 40 m pixels; here the smoke preset at 40 m) predicts the 10 m demo
+    scene on a 40 m grid over it: the cloud mask is stock s2cloudless's of the S2 averaged onto 40 m."""
+    from s2cloudless import S2PixelCloudDetector
+
+    work = tmp_path / "work"
+    overlay = tmp_path / "scale_model.yaml"
+    overlay.write_text(yaml.safe_dump({"synthetic": {"pixel_size_m": 40}}))
+    s2, out = run_predict_demo(work, SMOKE, overlay)
+    card = json.loads((work / "results" / "models" / "hcr_lc_uncertain" / "model_card.json").read_text())
+    assert (card["patch_size"], card["pixel_size_m"]) == (64, 40.0)
+    crs, transform, width, height = grid_of(s2)
+    assert (transform.a, width * height) == (10.0, 856 * 512)
+    coarse = (crs, from_origin(transform.c, transform.f, 40.0, 40.0), width // 4, height // 4)
+    for name in (CLOUD_FREE, CLOUD_MASK):
+        with rasterio.open(out / name) as src:
+            assert (src.crs, src.transform, src.width, src.height) == coarse, name
+    with rasterio.open(s2) as src:
+        dn = src.read().astype(np.float64)
+    averaged = np.rint(block_mean(dn, 4))[None]  # the demo scene has no nodata
+    params = {k: v for k, v in yaml.safe_load(SMOKE.read_text()).get("masks", MASK_PRESETS["authors"]).items()
+              if k != "engine"}
+    x = np.moveaxis(fc.dn_to_model_input(averaged.astype(np.uint16)), 1, -1)
+    stock = S2PixelCloudDetector(all_bands=True, **params).get_cloud_masks(x)[0]
+    with rasterio.open(out / CLOUD_MASK) as m:
+        np.testing.assert_array_equal(m.read(1), stock)
+    with rasterio.open(out / LANDCOVER) as lc:
+        assert lc.crs == crs and transform.c <= lc.bounds.left and lc.bounds.right <= transform.c + width * 10.0
+    summary = json.loads((out / SUMMARY).read_text())
+    assert summary["pixel_size_m"] == {"model": 40.0, "outputs": 40.0} and summary["inputs"]["pixel_size_m"] == 10.0
+    assert summary["resampling"] is not None and summary["windows"]["size"] == 64
+
+
+@pytest.mark.slow
+def test_snakemake_predict_with_a_256_px_10_m_model_keeps_the_demo_scenes_grid(paper_geometry_run):
+    """The paper's geometry (256 px patches of 10 m pixels, depth 4) predicts the demo scene on its own grid."""
+    s2, out = run_predict_demo(paper_geometry_run, SMOKE, paper_geometry_run / "paper_geometry.yaml")
+    card = json.loads((paper_geometry_run / "results" / "models" / "hcr_lc_uncertain" / "model_card.json").read_text())
+    assert (card["patch_size"], card["pixel_size_m"]) == (256, 10.0)
+    grid = grid_of(s2)
+    for name in (CLOUD_FREE, CLOUD_MASK):
+        with rasterio.open(out / name) as src:
+            assert (src.crs, src.transform, src.width, src.height) == grid, name
+    summary = json.loads((out / SUMMARY).read_text())
+    assert summary["pixel_size_m"] == {"model": 10.0, "outputs": 10.0} and summary["resampling"] is None
+    assert summary["windows"]["size"] == 256 and summary["grid"] == summary["inputs"]["grid"]

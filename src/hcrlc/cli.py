@@ -37,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         "predict", help="run a trained model on a scene: cloud_free.tif, cloud_mask.tif, landcover.tif, "
         "summary.json, quicklook.png",
         description="Run a trained best.pt on an S2 L1C scene (13 bands, uint16, projected CRS, >= one window) "
-        "with S1 VV/VH in dB on any grid covering it; write Cloud-Optimized GeoTIFFs on the S2 grid into OUT.")
+        "with S1 VV/VH in dB on any grid covering it; write Cloud-Optimized GeoTIFFs on the S2 grid into OUT (for "
+        "a model trained on coarser pixels than the scene's, such as the demo's 40 m scale model: on a grid of the "
+        "model's pixel size over it, the inputs averaged onto it).")
     p.add_argument("--checkpoint", required=True, help="a best.pt written by the workflow (results/models/RUN/)")
     p.add_argument("--s2", required=True, help="Sentinel-2 L1C GeoTIFF, 13 bands B01..B12 (with B8A, B10)")
     p.add_argument("--s1", required=True, help="Sentinel-1 GeoTIFF, VV and VH in dB, any CRS covering the S2")

@@ -5,13 +5,19 @@ Inputs (checked before any work; every refusal names the file and the fix):
 * **S2**: a GeoTIFF of Sentinel-2 **L1C**, 13 bands in the order of :data:`hcrlc.paper.S2_BAND_NAMES` (B01 … B12
   with B8A and B10), integer reflectance × 10,000 (uint16, as SEN12MS stores it), all bands on one 10 m grid, in
   a projected CRS (UTM), at least one window (the checkpoint's patch size: 256 px for a model trained on SEN12MS)
-  per side. Its grid (CRS,
-  transform, width, height) is the grid of every output. A declared nodata value marks pixels where all 13
-  bands equal it; they get nodata in the outputs and do not count in the scene statistics.
+  of the model's pixels per side. A declared nodata value marks pixels where all 13 bands equal it; they get
+  nodata in the outputs and do not count in the scene statistics.
 * **S1**: a GeoTIFF of VV and VH backscatter in dB (2 bands) on any grid and CRS that covers the S2 footprint. It
   is reprojected onto the S2 grid with bilinear resampling through GDAL (:class:`rasterio.vrt.WarpedVRT`),
   window by window; its nodata (or NaN) pixels stay out of the interpolation and become NaN, which the model's
   input preparation turns into 0 dB exactly as in training (:func:`hcrlc.data.dataset.prepare_s1`).
+
+**The grid of the outputs** is the S2's (CRS, transform, width, height) when the model was trained on pixels of
+the scene's size (the checkpoint's ``pixel_size_m``: 10 m for SEN12MS; within 0.1 %), or when the checkpoint does
+not say. A model trained on coarser pixels (the demo's scale model: 40 m) sees coarser pixels: S2 and S1 are first
+averaged onto the grid of the model's pixel size over the scene (same CRS and upper-left corner;
+:mod:`hcrlc.scene_resampling`: S2 reflectance averaged, S1 averaged in linear power), and every output lies on
+that grid. A scene coarser than the model's pixels is refused. ``summary.json`` records both pixel sizes.
 
 What is computed, with bounded memory (one row of windows at a time; never the whole scene as floats):
 
@@ -48,6 +54,7 @@ import json
 import logging
 import math
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
@@ -58,9 +65,7 @@ import numpy as np
 import rasterio
 import rasterio.shutil
 import torch
-from rasterio.enums import Resampling
 from rasterio.transform import Affine
-from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 from tqdm import tqdm
 
@@ -77,6 +82,7 @@ from hcrlc.model_specs import MODEL_NAMES
 from hcrlc.models import LOGITS, N_CLASSES, RECON
 from hcrlc.paper import CLASSES, MASK_PRESETS, S1_BANDS, S2_BAND_NAMES, S2_BANDS, S2_SCALE
 from hcrlc.scene_inputs import SceneGrid, check_s1, check_s2
+from hcrlc.scene_resampling import off_nodata, resample_scene, s1_on_grid, valid_pixels
 from hcrlc.training import PRETEXT, file_sha256, load_checkpoint, load_model, resolve_device
 
 __all__ = [
@@ -115,6 +121,10 @@ GDAL_CACHE_MB = 64
 #: Tile side of the temporary GeoTIFFs; one tile row (this many image rows × width × bands) stays in GDAL's cache.
 _TMP_BLOCK = 256
 _COG_OPTIONS = {"COMPRESS": "DEFLATE", "PREDICTOR": "YES", "BLOCKSIZE": 512, "BIGTIFF": "IF_SAFER"}
+
+#: How the inputs reach the model's grid when its pixels are coarser than the scene's (:mod:`hcrlc.scene_resampling`).
+RESAMPLING = {"s2": "mean of the valid S2 pixels under each model pixel (GDAL average), rounded to DN",
+              "s1": "bilinear onto the S2 grid in dB, then the mean in linear power under each model pixel"}
 
 #: Defaults of the config's ``predict`` section without ``model`` and ``scenes`` (the schema repeats them; a test
 #: keeps both equal). ``overlap`` None: :data:`DEFAULT_OVERLAP_FRACTION` of the window.
@@ -223,32 +233,6 @@ def to_dn(reflectance: np.ndarray, overwrite: bool = False) -> np.ndarray:
     return values.astype(np.uint16)
 
 
-# --- reading ---------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def s1_on_grid(path: str | Path, grid: SceneGrid) -> Iterator[WarpedVRT]:
-    """The S1 GeoTIFF as a virtual raster on the S2 ``grid`` (bilinear, float32, NaN where S1 has no data).
-
-    Read windows of it like a file: ``vrt.read(window=Window(0, row, width, rows))`` -> (2, rows, width).
-    """
-    with rasterio.open(path) as src:
-        src_nodata = src.nodata
-        if src_nodata is None and np.issubdtype(np.dtype(src.dtypes[0]), np.floating):
-            src_nodata = float("nan")  # NaN is no-data for GDAL only when declared
-        with WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
-                       resampling=Resampling.bilinear, src_nodata=src_nodata, nodata=float("nan"),
-                       dtype="float32") as vrt:
-            yield vrt
-
-
-def _valid(dn: np.ndarray, nodata: float | None) -> np.ndarray:
-    """(13, H, W) DN -> (H, W) bool: False where every band equals the declared nodata value."""
-    if nodata is None:
-        return np.ones(dn.shape[1:], dtype=bool)
-    return ~(dn == nodata).all(axis=0)
-
-
 # --- writing ---------------------------------------------------------------------------------------------------
 
 
@@ -311,7 +295,7 @@ def write_cloud_mask(s2_path: str | Path, out: str | Path, settings: PredictSett
                 mask = cloud_masks_from_probabilities(
                     _probabilities(dn, settings)[None], settings.threshold, settings.average_over,
                     settings.dilation_size)[0, y0 - a:y1 - a].astype(np.uint8)
-                valid = _valid(dn[:, y0 - a:y1 - a], grid.nodata)
+                valid = valid_pixels(dn[:, y0 - a:y1 - a], grid.nodata)
                 cloudy += int(mask[valid].sum())
                 valid_total += int(valid.sum())
                 mask[~valid] = MASK_NODATA
@@ -387,8 +371,8 @@ def _run_windows(model: torch.nn.Module, heads: tuple[str, ...], s2_path: Path, 
                 np.divide(acc[:, :done], wsum[:done], out=acc[:, :done])
                 rows = to_dn(acc[:, :done], overwrite=True)
                 if grid.nodata is not None:
-                    valid = _valid(dn[:, :done], grid.nodata)
-                    rows[:, (rows == grid.nodata).all(axis=0) & valid] = _not_nodata(grid.nodata)
+                    valid = valid_pixels(dn[:, :done], grid.nodata)
+                    rows[:, (rows == grid.nodata).all(axis=0) & valid] = off_nodata(grid.nodata)
                     rows[:, ~valid] = grid.nodata
                 dst.write(rows, window=Window(0, int(y), grid.width, done))
                 acc[:, : size - done] = acc[:, done:]
@@ -396,11 +380,6 @@ def _run_windows(model: torch.nn.Module, heads: tuple[str, ...], s2_path: Path, 
                 wsum[: size - done] = wsum[done:]
                 wsum[size - done:] = 0.0
     return {"ys": ys, "xs": xs, "probs": probs, "s1_missing_fraction": s1_missing / (grid.width * grid.height)}
-
-
-def _not_nodata(nodata: float) -> int:
-    """A valid pixel whose prediction rounds to the nodata value is moved one DN off it."""
-    return int(nodata) + 1 if nodata < S2_SCALE else int(nodata) - 1
 
 
 def _write_landcover(out: Path, probs: np.ndarray, grid: SceneGrid, ys: np.ndarray, xs: np.ndarray, size: int,
@@ -426,7 +405,7 @@ def read_model_card(checkpoint: str | Path) -> dict[str, Any] | None:
 def _config_hash(ckpt: Mapping[str, Any], settings: PredictSettings) -> str:
     """12 hex digits of everything that decides the outputs besides the weights: model/training config, settings."""
     key = {"model_name": ckpt["model_name"], "model_cfg": ckpt["model_cfg"], "train_cfg": ckpt["train_cfg"],
-           "patch_size": ckpt["patch_size"], "predict": settings.result_key()}
+           "patch_size": ckpt["patch_size"], "pixel_size_m": ckpt["pixel_size_m"], "predict": settings.result_key()}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -439,24 +418,55 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
     ``s2``, ``s1``: GeoTIFF paths (see the module docstring). ``model_card``: the checkpoint's card (default: the
     ``model_card.json`` beside it, if any), for the summary's record of what data the model was trained on.
     """
-    from hcrlc.quicklook import write_quicklook  # matplotlib: only when a scene is predicted
-
     started = time.perf_counter()
     checkpoint, s2, s1, out_dir = Path(checkpoint), Path(s2), Path(s1), Path(out_dir)
-    ckpt, grid, device, settings = _check_scene(checkpoint, s2, s1, settings or PredictSettings())
-    size = int(ckpt["patch_size"])
+    ckpt, scene, device, settings = _check_scene(checkpoint, s2, s1, settings or PredictSettings())
     torch.set_num_threads(settings.threads)
     model = load_model(checkpoint, device=device)
-    heads = tuple(model.heads)
     card = json.loads(Path(model_card).read_text()) if model_card else read_model_card(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
+    model_m = ckpt["pixel_size_m"]
+    grid = scene.for_model(model_m)
+    with contextlib.ExitStack() as stack:
+        seconds: dict[str, float] = {}
+        inputs = (s2, s1)
+        if grid is not scene:
+            # the scene on the model's grid, in a folder of its own that goes when the outputs are written
+            t0 = time.perf_counter()
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".model_grid-", dir=out_dir)))
+            with rasterio.Env(GDAL_NUM_THREADS=settings.threads, GDAL_CACHEMAX=GDAL_CACHE_MB):
+                inputs = resample_scene(s2, s1, scene, grid, tmp, threads=settings.threads)
+            seconds["resample"] = round(time.perf_counter() - t0, 3)
+            log.info("%s: %s m pixels averaged onto the model's %g m grid (%d × %d px)", s2, scene.pixel_size_text(),
+                     model_m, grid.width, grid.height)
+        summary = _predict_on_grid(model, ckpt, card, checkpoint, inputs, grid, settings, device, out_dir,
+                                   name=name or s2.stem, seconds=seconds, progress=progress)
+    summary["inputs"] |= {"s2": str(s2), "s1": str(s1), "grid": scene.describe(), "pixel_size_m": _metres(scene)}
+    summary["resampling"] = None if grid is scene else RESAMPLING
+    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    write_json(summary, out_dir / SUMMARY)
+    log.info("%s: cloud cover %.3f, outputs in %s (%.1f s)", summary["scene"], summary["cloud_cover"] or 0.0,
+             out_dir, summary["seconds"]["total"])
+    return summary
+
+
+def _predict_on_grid(model: torch.nn.Module, ckpt: Mapping[str, Any], card: Mapping[str, Any] | None,
+                     checkpoint: Path, inputs: tuple[Path, Path], grid: SceneGrid, settings: PredictSettings,
+                     device: torch.device, out_dir: Path, *, name: str, seconds: dict[str, float],
+                     progress: bool) -> dict[str, Any]:
+    """Every output of one scene whose S2 (``inputs[0]``) lies on ``grid``, the grid of the outputs; the summary
+    without the total time. ``inputs``: the S2 and S1 files the model reads (the user's, or resampled)."""
+    from hcrlc.quicklook import write_quicklook  # matplotlib: only when a scene is predicted
+
+    s2, s1 = inputs
+    size = int(ckpt["patch_size"])
+    heads = tuple(model.heads)
     log.info("%s on %s (%d × %d px, %s): windows of %d px, overlap >= %d, %s", ckpt["model_name"], s2,
              grid.width, grid.height, grid.crs.to_string(), size, settings.overlap, device)
-
     with rasterio.Env(GDAL_NUM_THREADS=settings.threads, GDAL_CACHEMAX=GDAL_CACHE_MB):
         t0 = time.perf_counter()
         clouds = write_cloud_mask(s2, out_dir / CLOUD_MASK, settings, progress=progress)
-        seconds = {"cloud_mask": round(time.perf_counter() - t0, 3)}
+        seconds["cloud_mask"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         windows = _run_windows(model, heads, s2, s1, grid, size, settings, device,
                                out_dir / CLOUD_FREE if RECON in heads else None, progress)
@@ -465,18 +475,20 @@ def predict_scene(checkpoint: str | Path, s2: str | Path, s1: str | Path, out_di
             _write_landcover(out_dir / LANDCOVER, windows["probs"], grid, windows["ys"], windows["xs"], size,
                              settings)
 
-    summary = _scene_summary(ckpt, card, checkpoint, s2, s1, grid, settings, clouds, windows, heads,
-                             name=name or s2.stem, seconds=seconds)
+    summary = _scene_summary(ckpt, card, checkpoint, s2, s1, grid, settings, clouds, windows, heads, name=name,
+                             seconds=seconds)
     t0 = time.perf_counter()
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
         write_quicklook(out_dir, out_dir / QUICKLOOK, s2_path=s2, title=f"{summary['scene']} — {ckpt['model_name']}",
                         synthetic=summary["trained_on"] == "synthetic")
     summary["seconds"]["quicklook"] = round(time.perf_counter() - t0, 3)
-    summary["seconds"]["total"] = round(time.perf_counter() - started, 3)
-    write_json(summary, out_dir / SUMMARY)
-    log.info("%s: cloud cover %.3f, outputs in %s (%.1f s)", summary["scene"], summary["cloud_cover"] or 0.0,
-             out_dir, summary["seconds"]["total"])
     return summary
+
+
+def _metres(grid: SceneGrid) -> float | list[float]:
+    """A grid's pixel size (m): one number for square pixels, else [x, y]."""
+    rx, ry = grid.pixel_size
+    return rx if rx == ry else [rx, ry]
 
 
 def _check_scene(
@@ -492,7 +504,7 @@ def _check_scene(
             "or an ssl_* run")
     size = int(ckpt["patch_size"])
     settings = settings.for_window(size)
-    grid = check_s2(s2, size)
+    grid = check_s2(s2, size, ckpt["pixel_size_m"])
     check_s1(s1, grid)
     # "auto" without CUDA is simply the CPU here (resolve_device would log it as a training decision)
     device = resolve_device("cpu" if settings.device == "auto" and not torch.cuda.is_available() else settings.device)
@@ -518,8 +530,11 @@ def _scene_summary(ckpt: Mapping[str, Any], card: Mapping[str, Any] | None, chec
                  "a model trained on SEN12MS would predict") if trained_on == "synthetic" else None,
         "model_card": card,
         "settings": asdict(settings),
-        "inputs": {"s2": str(s2), "s1": str(s1), "grid": grid.describe(), "s2_nodata": grid.nodata,
-                   "s1_missing_fraction": windows["s1_missing_fraction"]},
+        "inputs": {"s2": str(s2), "s1": str(s1), "grid": grid.describe(), "pixel_size_m": _metres(grid),
+                   "s2_nodata": grid.nodata, "s1_missing_fraction": windows["s1_missing_fraction"]},
+        # the pixels the model was trained on (None: the checkpoint does not say) and those of every output
+        "pixel_size_m": {"model": ckpt["pixel_size_m"], "outputs": _metres(grid)},
+        "grid": grid.describe(),
         "windows": {"size": size, "rows": len(ys), "cols": len(xs),
                     "stride_px": [_grid_step(ys, size, settings.overlap), _grid_step(xs, size, settings.overlap)],
                     "count": len(ys) * len(xs)},

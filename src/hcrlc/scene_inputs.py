@@ -6,6 +6,7 @@ Every refusal is a :class:`~hcrlc.errors.DataError` that names the file and the 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from rasterio.transform import Affine
 from rasterio.warp import transform_bounds
 
 from hcrlc.errors import DataError
-from hcrlc.paper import PIXEL_SIZE_M, S1_BANDS, S2_BAND_NAMES, S2_BANDS
+from hcrlc.paper import S1_BANDS, S2_BAND_NAMES, S2_BANDS
+from hcrlc.patch_geometry import same_pixel_size
 
 __all__ = ["SceneGrid", "check_s1", "check_s2"]
 
@@ -25,7 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SceneGrid:
-    """The S2 input's grid: every output lies on it (``landcover.tif`` on a coarser grid derived from it)."""
+    """A north-up grid: the S2 input's, or the grid of the model's pixel size over it
+    (:meth:`with_pixel_size`), on which every output lies (``landcover.tif`` on a coarser grid derived from it)."""
 
     crs: Any
     transform: Affine
@@ -36,6 +39,38 @@ class SceneGrid:
     def describe(self) -> dict[str, Any]:
         return {"crs": self.crs.to_string(), "transform": list(self.transform)[:6], "width": self.width,
                 "height": self.height}
+
+    @property
+    def pixel_size(self) -> tuple[float, float]:
+        """(x, y) side of a pixel in CRS units (metres in a projected CRS)."""
+        return abs(self.transform.a), abs(self.transform.e)
+
+    def pixel_size_text(self) -> str:
+        """The pixel size for messages: ``"10"``, or ``"10 × 20"`` for pixels that are not square."""
+        rx, ry = self.pixel_size
+        return f"{rx:g}" if rx == ry else f"{rx:g} × {ry:g}"
+
+    def has_pixel_size(self, metres: float) -> bool:
+        """Whether this grid's pixels are ``metres`` on both sides (within
+        :data:`~hcrlc.patch_geometry.PIXEL_SIZE_RTOL`)."""
+        return all(same_pixel_size(r, metres) for r in self.pixel_size)
+
+    def for_model(self, pixel_size_m: float | None) -> SceneGrid:
+        """The grid a model trained on ``pixel_size_m`` pixels sees over this one: this grid itself when its pixels
+        have that size or the size is unknown (None), else :meth:`with_pixel_size`."""
+        if pixel_size_m is None or self.has_pixel_size(pixel_size_m):
+            return self
+        return self.with_pixel_size(pixel_size_m)
+
+    def with_pixel_size(self, metres: float) -> SceneGrid:
+        """The grid of square ``metres`` pixels over this one: same CRS and upper-left corner, as many whole pixels
+        as fit in its extent (a partial last column and row, less than one new pixel, are left out)."""
+        rx, ry = self.pixel_size
+        width = math.floor(self.width * rx / metres + 1e-9)
+        height = math.floor(self.height * ry / metres + 1e-9)
+        t = self.transform
+        transform = Affine(math.copysign(metres, t.a), 0.0, t.c, 0.0, math.copysign(metres, t.e), t.f)
+        return SceneGrid(self.crs, transform, width, height, self.nodata)
 
 
 #: side (px) of the decimated read of the S1 whose median tells dB from linear power (not a patch size)
@@ -52,10 +87,13 @@ def _open_input(path: Path, key: str, expected: str) -> rasterio.io.DatasetReade
         raise DataError(path, f"not readable as a raster ({err})", f"pass {expected}") from err
 
 
-def check_s2(path: str | Path, min_size: int) -> SceneGrid:
+def check_s2(path: str | Path, min_size: int, pixel_size_m: float | None = None) -> SceneGrid:
     """Open the S2 L1C GeoTIFF at ``path`` and check it (see the module docstring); return its grid.
 
-    ``min_size``: the window side in pixels (the checkpoint's patch size).
+    ``min_size``: the window side in pixels (the checkpoint's patch size); ``pixel_size_m``: the side of the
+    pixels the model was trained on (the checkpoint's; None: unknown), onto which a scene of finer pixels is
+    resampled (:func:`hcrlc.scene_resampling.resample_scene`), so the scene must hold one window of them. A scene
+    coarser than the model's pixels is refused: resampling cannot give it the detail the model learned from.
     """
     path = Path(path)
     with _open_input(path, "s2", "a GeoTIFF of the 13 L1C bands") as src:
@@ -76,22 +114,34 @@ def check_s2(path: str | Path, min_size: int) -> SceneGrid:
         if src.crs is None:
             raise DataError(path, "has no coordinate reference system",
                             "write the scene with its UTM CRS (gdal_translate -a_srs EPSG:326xx)")
+        learned = "pixels" if pixel_size_m is None else f"{pixel_size_m:g} m pixels"
         if not src.crs.is_projected:
             raise DataError(
-                path, f"is in the geographic CRS {src.crs.to_string()}; windows of {min_size} px and the 10 m pixels "
+                path, f"is in the geographic CRS {src.crs.to_string()}; windows of {min_size} px and the {learned} "
                 "the model learned need a projected grid",
                 "reproject it to the scene's UTM zone at 10 m, e.g. gdalwarp -t_srs EPSG:32633 -tr 10 10 -r "
                 "bilinear in.tif out.tif")
-        if src.width < min_size or src.height < min_size:
-            raise DataError(
-                path, f"is {src.width} × {src.height} px, smaller than one window of {min_size} × {min_size} px",
-                f"use a crop of at least {min_size} px per side")
-        res = (abs(src.transform.a), abs(src.transform.e))
         if src.transform.b or src.transform.d:
             raise DataError(path, "has a rotated geotransform", "warp it to a north-up grid with gdalwarp")
-        if any(abs(r - PIXEL_SIZE_M) > 0.1 * PIXEL_SIZE_M for r in res):
-            log.warning("%s: pixel size %s m; the model was trained on %g m pixels", path, res, PIXEL_SIZE_M)
-        return SceneGrid(src.crs, src.transform, src.width, src.height, src.nodata)
+        grid = SceneGrid(src.crs, src.transform, src.width, src.height, src.nodata)
+    res = grid.pixel_size_text()
+    if pixel_size_m is None:
+        log.warning("%s: the checkpoint does not record the pixel size it was trained on; the scene's own %s m "
+                    "pixels are used", path, res)
+    elif not grid.has_pixel_size(pixel_size_m) and any(r > pixel_size_m for r in grid.pixel_size):
+        raise DataError(
+            path, f"has {res} m pixels, coarser than the {pixel_size_m:g} m pixels the model was trained on",
+            f"pass the scene at {pixel_size_m:g} m or finer (Sentinel-2 L1C: all 13 bands resampled to 10 m, "
+            "e.g. gdalbuildvrt -separate -resolution user -tr 10 10); predict averages it onto the model's grid")
+    seen = grid.for_model(pixel_size_m)
+    if seen.width < min_size or seen.height < min_size:
+        onto = "" if seen is grid else (f" ({seen.width} × {seen.height} px of the model's {pixel_size_m:g} m "
+                                         f"pixels)")
+        need = min_size if seen is grid else math.ceil(min_size * pixel_size_m / min(grid.pixel_size))
+        raise DataError(
+            path, f"is {grid.width} × {grid.height} px{onto}, smaller than one window of {min_size} × {min_size} px",
+            f"use a crop of at least {need} px per side")
+    return grid
 
 
 def check_s1(path: str | Path, grid: SceneGrid) -> None:
