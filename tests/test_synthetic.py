@@ -379,3 +379,67 @@ def test_the_ground_depends_on_the_canvas_not_on_how_it_is_cut(tmp_path: Path) -
 def test_an_odd_patch_size_is_refused_naming_the_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="synthetic.patch_size"):
         generate_trees(tmp_path / "ms", tmp_path / "cr", [("spring", 1)], grid=2, seed=0, patch_size=63)
+
+
+# --- pixel size: the scale model's coarser pixels over the same kind of ground -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pixel_sizes(tmp_path_factory: pytest.TempPathFactory) -> dict[int, tuple[Path, pd.DataFrame]]:
+    """Two scenes of 64 px patches on the same 256 px canvas (grid 7), at 10 m and at 40 m pixels, same seed."""
+    root = tmp_path_factory.mktemp("pixel_size")
+    out = {}
+    for metres in (10, 40):
+        df = generate_trees(root / f"{metres}" / "ms", root / f"{metres}" / "cr", [("spring", 1), ("fall", 30)],
+                            grid=7, seed=6, only_in_one_tree=0, patch_size=64, pixel_size_m=metres)
+        out[metres] = (root / f"{metres}" / "ms", df)
+    return out
+
+
+def test_40_m_pixels_are_written_so_and_neighbours_sit_half_a_patch_of_them_apart(pixel_sizes) -> None:
+    ms, df = pixel_sizes[40]
+    origin = {}
+    for row in df.itertuples(index=False):
+        for kind in ("s1", "s2", "lc"):
+            data, transform, _ = read(sen12ms_path(ms, kind, row.season, row.scene, row.patch))
+            assert (transform.a, -transform.e, data.shape[1:]) == (40.0, 40.0, (64, 64))
+        origin[(row.scene, row.row, row.col)] = (transform.c, transform.f, data)
+    # the east and south neighbours start 32 px of 40 m (1280 m, what 128 px of 10 m span) further on and share half
+    (x, y, lc), (xe, ye, east), (xs, ys, south) = (origin[(1, 3, 3)], origin[(1, 3, 4)], origin[(1, 4, 3)])
+    assert (xe - x, ye - y) == (32 * 40.0, 0.0) and (xs - x, ys - y) == (0.0, -32 * 40.0)
+    np.testing.assert_array_equal(lc[:, :, 32:], east[:, :, :32])
+    np.testing.assert_array_equal(lc[:, 32:], south[:, :32])
+
+
+def _lc_and_s1(ms: Path, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """IGBP (n, 64, 64) and S1 VV dB (n, 64, 64) of every patch."""
+    lc = [read(sen12ms_path(ms, "lc", r.season, r.scene, r.patch))[0][0] for r in df.itertuples(index=False)]
+    vv = [read(sen12ms_path(ms, "s1", r.season, r.scene, r.patch))[0][0] for r in df.itertuples(index=False)]
+    return np.stack(lc), np.stack(vv)
+
+
+def _speckle_db_std(looks: float) -> float:
+    """Std (dB) of 10 log10 of L-look gamma speckle of mean 1: 10 / ln 10 · sqrt(trigamma(L))."""
+    from scipy.special import polygamma
+
+    return float(10 / np.log(10) * np.sqrt(polygamma(1, looks)))
+
+
+def test_regions_are_smaller_in_pixels_and_speckle_weaker_at_40_m(pixel_sizes) -> None:
+    (lc10, vv10), (lc40, vv40) = (_lc_and_s1(*pixel_sizes[m]) for m in (10, 40))
+    # class boundaries per pixel: ~4x as many at 40 m, where a region ~1-2 km across is 4x fewer pixels wide
+    # (measured 3.2-3.3 over seeds 5 and 6: the ragged detail of the borders is finer than the 40 m pixel)
+    boundaries = {m: (lc[:, :, 1:] != lc[:, :, :-1]).mean() for m, lc in ((10, lc10), (40, lc40))}
+    assert 2.5 < boundaries[40] / boundaries[10] < 5.0, boundaries
+    # S1: speckle of 4.4 looks per 10 m pixel; a 40 m pixel averages 16 of them (70.4 looks). Differences of
+    # neighbours in one region: sqrt(2) x the speckle's std (plus the texture's share)
+    steps = {m: np.diff(vv, axis=2)[lc[:, :, 1:] == lc[:, :, :-1]].std() for m, lc, vv in ((10, lc10, vv10),
+                                                                                      (40, lc40, vv40))}
+    assert steps[10] == pytest.approx(np.sqrt(2) * _speckle_db_std(4.4), rel=0.05)
+    assert np.sqrt(2) * _speckle_db_std(4.4 * 16) < steps[40] < 0.35 * steps[10], steps
+
+
+def test_pixels_finer_than_sen12ms_are_refused_naming_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"synthetic.pixel_size_m must be >= 10.*got 5"):
+        generate_trees(tmp_path / "ms", tmp_path / "cr", [("spring", 1)], grid=2, seed=0, pixel_size_m=5)
+    assert not (tmp_path / "ms").exists()
