@@ -9,7 +9,9 @@ them in a child process and reports its wall time, seconds per megapixel, the ti
 
     python benchmarks/predict.py --checkpoint <workdir>/results/models/hcr_lc_uncertain/best.pt --size 5000
 
-The checkpoint should be the demo model (config.yaml's hcr_lc_uncertain: widths 8 … 128); any best.pt works.
+The checkpoint should be the demo model (config.yaml's hcr_lc_uncertain: widths 8 … 128); any best.pt works. A
+model trained on coarser pixels than the scene's 10 m (the demo's 40 m scale model) predicts on a grid of its pixel
+size: the time to average the inputs onto it is printed on its own line; Mpx are always the scene's 10 m pixels.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ def main() -> None:
     print(f"model {summary['model']} ({Path(args.checkpoint)}), {summary['windows']['count']} windows of "
           f"{summary['windows']['size']} px, overlap >= {args.overlap}, batch {args.batch_size}, "
           f"{args.threads} thread(s), CPU")
+    if "resample" in seconds:  # a model of coarser pixels than the scene's 10 m: the inputs averaged onto its grid
+        print(f"inputs averaged from 10 m onto the model's {summary['pixel_size_m']['model']:g} m grid "
+              f"({summary['grid']['width']} x {summary['grid']['height']} px) in {seconds['resample']:.1f} s")
     print(f"wall {wall:.1f} s for {mpx:.1f} Mpx: {wall / mpx:.2f} s/Mpx  (cloud mask {seconds['cloud_mask']:.1f} s, "
           f"windows + cloud_free COG {seconds['windows']:.1f} s, quicklook {seconds['quicklook']:.1f} s, "
           f"startup and the rest {wall - seconds['total']:.1f} s)")
