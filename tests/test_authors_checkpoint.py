@@ -20,7 +20,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import SMOKE, snakemake
 from hcrlc.authors_checkpoint import (
     IMPORTED_HOW,
     convert_authors_checkpoint,
@@ -477,9 +476,9 @@ def write_scene(folder: Path, size: int) -> tuple[Path, Path]:
 
 
 @pytest.mark.slow
-def test_imported_checkpoints_evaluate_and_predict_end_to_end(tmp_path):
-    work = tmp_path / "work"
-    snakemake(work, "data", "masks", "--configfile", str(SMOKE))  # the test split's shards, masks and index
+def test_imported_checkpoints_evaluate_and_predict_end_to_end(paper_geometry_run, tmp_path):
+    # the authors' networks are 256 px, depth 4: the paper-geometry run's test shards, masks and index (read only)
+    results = paper_geometry_run / "results"
     s2, s1 = write_scene(tmp_path, 256)
     hcr_file = _save(tmp_path, authors_state("hcr_net", seed=11), "hcr_net.pth")
     files = {name: _save(tmp_path, authors_state(name, seed=12), f"{name}.pth")
@@ -487,12 +486,12 @@ def test_imported_checkpoints_evaluate_and_predict_end_to_end(tmp_path):
     files["hcr_c_net"] = _save(tmp_path, random_state(authors_cnet_shapes(SMALL_CNET, SMALL_HIDDEN, 256), 13),
                                "cnet.pth")
     for network, source in files.items():
-        models = work / "results" / "models" / network
+        models = tmp_path / "models" / network
         extra = ["--hcr-checkpoint", str(hcr_file)] if network == "hcr_c_net" else []
         assert cli_main(["import-authors-checkpoint", "--network", network, "--checkpoint", str(source),
                          "--out", str(models), *extra]) == 0, network
-        out = work / "results" / "eval" / network
-        assert cli_main(["evaluate", "--checkpoint", str(models / "best.pt"), "--results", str(work / "results"),
+        out = tmp_path / "eval" / network
+        assert cli_main(["evaluate", "--checkpoint", str(models / "best.pt"), "--results", str(results),
                          "--out", str(out), "--device", "cpu", "--batch-size", "4"]) == 0, network
         metrics = json.loads((out / "metrics.json").read_text())
         assert metrics["n_test"] > 0

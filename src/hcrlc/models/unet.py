@@ -46,7 +46,7 @@ def init_recon_head(head: nn.Conv2d, how: str) -> None:
     Why it matters at small scale: the default init draws the 13 band offsets from U(±1/sqrt(widths[0])), up to
     0.35 reflectance at the demo's widths[0] = 8, and Adam moves a bias by about lr per step, so the first few
     hundred steps go to finding each band's brightness. The paper's ~17,000 steps per model do not notice; the
-    demo's ~450 do, and its reconstructions keep visible colour casts (measured: README "What the demo gives").
+    demo's ~450 do, and its reconstructions keep visible colour casts (measured: docs/demo.md).
     """
     if how not in RECON_HEAD_INITS:
         raise ConfigError(f"model.recon_head_init must be one of {list(RECON_HEAD_INITS)}, got {how!r}")
