@@ -40,7 +40,7 @@ OBSERVABLE: dict[str, str] = {
     "masks.engine": "cloud_masks", "masks.threshold": "cloud_masks", "masks.average_over": "cloud_masks",
     "masks.dilation_size": "cloud_masks", "masks.max_nodata_fraction": "index",
     **{f"model.{k}": "train_model" for k in ("widths", "cls_widths", "cnet_layers", "cnet_hidden", "cnet_dropout",
-                                                      "recon_head_init")},
+                                                      "recon_head_init", "cls_batchnorm", "cls_init")},
     **{f"training.{k}": "train_model" for k in TRAINING_KEYS},
     **{f"models.{m}.{k}": "train_model" for m in ("lc_net", "hcr_net", "hcr_lc_equal", "hcr_lc_uncertain",
                                                    "hcr_c_net") for k in TRAINING_KEYS},

@@ -19,7 +19,9 @@ from test_data_stage import run_stage
 from torch.utils.data import Dataset
 
 from hcrlc.data.dataset import TripletDataset
+from hcrlc.data.synthetic import generate_trees
 from hcrlc.metrics import psnr_per_image
+from hcrlc.selfsup import pretext_job
 from hcrlc.training import load_model, train_model
 
 WINDOW = 64  # px
@@ -81,3 +83,35 @@ def test_hcr_net_beats_the_cloudy_input_on_the_hold_out_scene(windows, tmp_path:
     first_epoch = summary["metrics"][0]["val_psnr"]
     assert summary["best_value"] > first_epoch + 5.0, "validation PSNR hardly moved: the network did not learn"
     assert ours > baseline + 1.0, f"HCR-Net {ours:.2f} dB vs cloudy input {baseline:.2f} dB on the test windows"
+
+
+@pytest.fixture(scope="module")
+def pretext_tree(tmp_path_factory) -> Path:
+    """Staged data of three training scenes in 32 px patches at 80 m: the scale model's ground, cut smaller still."""
+    root = tmp_path_factory.mktemp("pretext_tree")
+    generate_trees(root / "SEN12MS", root / "SEN12MS-CR", scenes=[("spring", 1), ("fall", 3), ("summer", 5)],
+                   grid=15, seed=3, only_in_one_tree=0, patch_size=32, pixel_size_m=80)
+    index, _ = run_stage(root / "SEN12MS", root / "SEN12MS-CR", root / "work")
+    index.to_parquet(root / "index.parquet")
+    return root
+
+
+@pytest.mark.slow
+def test_a_short_pretext_training_leaves_chance(pretext_tree: Path, tmp_path: Path) -> None:
+    """The demo's pretext once sat at chance (0.25) for every epoch; this would catch it in well under a minute.
+
+    Depth 1 on 32 px patches keeps the 16 px centre of the paper's classification branch (16 -> 14 -> 12 -> 10),
+    with the demo's BatchNorm and Kaiming-normal branch (config.yaml).
+    """
+    work = pretext_tree / "work"
+    summary = pretext_job(pretext_tree / "index.parquet", work / "shards", work / "masks", tmp_path,
+                          model_cfg={"widths": [8, 16], "cls_widths": [32, 32, 32], "cls_batchnorm": True,
+                                     "cls_init": "kaiming"},
+                          train_cfg={"batch_size": 16, "lr": 1e-3, "device": "cpu", "num_workers": 0,
+                                     "deterministic": True},
+                          epochs=30, seed=0)
+    assert summary["n_val"] >= 400  # every (anchor, neighbour) pair of the validation patches
+    accuracy = [row["val_acc"] for row in summary["metrics"]]
+    # chance is 0.25; its sampling sd over >= 400 pairs is <= 0.022, so 0.33 is > 3.5 sd above it
+    assert max(accuracy) > 0.33, f"pretext validation accuracy per epoch stayed near chance: {accuracy}"
+    assert np.mean(accuracy[-5:]) > np.mean(accuracy[:5]) + 0.05, accuracy

@@ -302,6 +302,34 @@ def test_recon_head_starts_at_zero_when_asked_and_as_pytorch_does_by_default() -
         build_model("hcr_net", {"widths": [4, 8], "recon_head_init": "ones"}, patch_size=16)
 
 
+def test_cls_init_kaiming_draws_the_branch_from_kaiming_normal_and_default_keeps_pytorchs() -> None:
+    torch.manual_seed(0)
+    cfg = {"widths": [8, 16], "cls_widths": [256, 256]}
+    kaiming = build_model("lc_net", {**cfg, "cls_init": "kaiming"}, 32).classifier.convs[2]
+    default = build_model("lc_net", cfg, 32).classifier.convs[2]
+    fan_in = 256 * 9
+    assert float(kaiming.weight.std()) == pytest.approx((2 / fan_in) ** 0.5, rel=0.05)
+    assert float(default.weight.std()) == pytest.approx((1 / (3 * fan_in)) ** 0.5, rel=0.05)
+    with pytest.raises(ConfigError, match="cls_init"):
+        build_model("lc_net", {**cfg, "cls_init": "xavier"}, 32)
+
+
+def test_cls_batchnorm_adds_one_batchnorm_per_classification_conv_and_keeps_the_logits_alive() -> None:
+    cfg = {"widths": [8, 16, 32], "cls_widths": [128, 128, 128]}
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in build_model("lc_net", cfg, 64).classifier.modules())
+    torch.manual_seed(0)
+    authors, ours = build_model("lc_net", cfg, 64), build_model("lc_net", {**cfg, "cls_batchnorm": True}, 64)
+    kinds = [type(m).__name__ for m in ours.classifier.convs]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU"] * 3
+    assert count_parameters(ours) - count_parameters(authors) == 2 * 3 * 128  # each BatchNorm's weight and bias
+    # the root cause it removes: PyTorch's default init shrinks the signal through each bias-free conv (~1/sqrt 6),
+    # so the authors' branch starts with near-constant logits and hands the encoder almost no gradient
+    x = torch.randn(16, 15, 64, 64)
+    with torch.no_grad():
+        spread = {name: float(net(x)["logits"].std(dim=0).mean()) for name, net in (("authors", authors), ("bn", ours))}
+    assert spread["bn"] > 10 * spread["authors"], spread
+
+
 @pytest.mark.parametrize("name", list(TRAINABLE))
 def test_each_spec_of_the_model_table_is_what_its_network_and_loss_are(name: str) -> None:
     spec = TRAINABLE[name]

@@ -15,7 +15,11 @@ Architecture (authors' code [A]; reproduces Table 1 with the default widths):
   initialisation, or zeros with ``recon_head_init="zero"`` (:func:`init_recon_head`).
 * **Classification branch** — on the centre: unpadded 3×3 convs without bias through ``cls_widths``, each
   followed by ReLU (the centre loses 2 px per conv), a 1×1 conv to ``n_classes`` with bias, global average
-  pooling.
+  pooling. ``cls_batchnorm=True`` (not the authors') puts a BatchNorm between each conv and its ReLU: with
+  PyTorch's default initialisation, which the authors' U-Net keeps, each bias-free conv shrinks its input by
+  about √6, and at the demo's step count the pretext then never leaves chance (docs/demo.md).
+  ``cls_init="kaiming"`` (not the authors', though their code defines the helper) draws the branch's convs from
+  ``kaiming_normal_`` (fan-in, ReLU gain) instead of PyTorch's default (:func:`init_classification_branch`).
 
 Submodule names (``encoder``, ``decoder``, ``recon_head``, ``classifier.convs``, ``classifier.head``) are the
 same in every variant, so the state dict of an encoder + classifier network (LC-Net, or the self-supervised
@@ -53,6 +57,20 @@ def init_recon_head(head: nn.Conv2d, how: str) -> None:
     if how == "zero":
         nn.init.zeros_(head.weight)
         nn.init.zeros_(head.bias)
+
+
+#: ``model.cls_init`` values: PyTorch's default (the authors'), or Kaiming normal.
+CLS_INITS = ("default", "kaiming")
+
+
+def init_classification_branch(branch: nn.Module, how: str) -> None:
+    """Initialise ``branch``'s convs (head included) as ``model.cls_init`` says; ``default`` leaves PyTorch's."""
+    if how not in CLS_INITS:
+        raise ConfigError(f"model.cls_init must be one of {list(CLS_INITS)}, got {how!r}")
+    if how == "kaiming":
+        for module in branch.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
 
 
 def _encoder_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -117,15 +135,19 @@ class Decoder(nn.Module):
 class ClassificationBranch(nn.Module):
     """Centre ``(N, C, h, w)`` → logits ``(N, n_classes)``.
 
-    Unpadded 3×3 convs without bias (each + ReLU) through ``widths``, a 1×1 conv with bias to ``n_classes``,
-    then global average pooling. ``n_classes`` is 10 for land cover and 4 for the N/W/S/E pretext task.
+    Unpadded 3×3 convs without bias (each + ReLU, with a BatchNorm between them when ``batchnorm``) through
+    ``widths``, a 1×1 conv with bias to ``n_classes``, then global average pooling. ``n_classes`` is 10 for land
+    cover and 4 for the N/W/S/E pretext task.
     """
 
-    def __init__(self, in_channels: int, widths: Sequence[int], n_classes: int) -> None:
+    def __init__(self, in_channels: int, widths: Sequence[int], n_classes: int, batchnorm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         for width in widths:
-            layers += [nn.Conv2d(in_channels, width, 3, padding=0, bias=False), nn.ReLU(inplace=True)]
+            layers.append(nn.Conv2d(in_channels, width, 3, padding=0, bias=False))
+            if batchnorm:
+                layers.append(nn.BatchNorm2d(width))
+            layers.append(nn.ReLU(inplace=True))
             in_channels = width
         self.convs = nn.Sequential(*layers)
         self.head = nn.Conv2d(in_channels, n_classes, 1, bias=True)
@@ -155,6 +177,8 @@ class UNet(nn.Module):
         out_bands: int = 13,
         n_classes: int = 10,
         recon_head_init: str = "default",
+        cls_batchnorm: bool = False,
+        cls_init: str = "default",
     ) -> None:
         super().__init__()
         if not (reconstruct or classify):
@@ -170,7 +194,8 @@ class UNet(nn.Module):
             self.recon_head = nn.Conv2d(widths[0], out_bands, 1, bias=True)
             init_recon_head(self.recon_head, recon_head_init)
         if classify:
-            self.classifier = ClassificationBranch(widths[-1], cls_widths, n_classes)
+            self.classifier = ClassificationBranch(widths[-1], cls_widths, n_classes, batchnorm=cls_batchnorm)
+            init_classification_branch(self.classifier, cls_init)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         for size in x.shape[-2:]:
