@@ -17,7 +17,7 @@ Architecture (authors' code [A]; reproduces Table 1 with the default widths):
   followed by ReLU (the centre loses 2 px per conv), a 1×1 conv to ``n_classes`` with bias, global average
   pooling. ``cls_batchnorm=True`` (not the authors') puts a BatchNorm between each conv and its ReLU: with
   PyTorch's default initialisation, which the authors' U-Net keeps, each bias-free conv shrinks its input by
-  about √6, and at the demo's step count the pretext then never leaves chance (docs/demo.md).
+  about √6, and in a short training the pretext then never leaves chance (tests/test_learning.py).
   ``cls_init="kaiming"`` (not the authors', though their code defines the helper) draws the branch's convs from
   ``kaiming_normal_`` (fan-in, ReLU gain) instead of PyTorch's default (:func:`init_classification_branch`).
 
