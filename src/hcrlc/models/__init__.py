@@ -103,7 +103,8 @@ def build_model(
         cnet_feature_size(cfg["cnet_layers"], patch_size)  # fail before allocating the U-Net
     unet = UNet(widths, cls_widths, reconstruct=unet_spec.reconstructs, classify=unet_spec.classifies,
                 in_channels=IN_CHANNELS, out_bands=S2_BANDS, n_classes=n_classes,
-                recon_head_init=cfg["recon_head_init"], cls_batchnorm=bool(cfg["cls_batchnorm"]), cls_init=cfg["cls_init"])
+                recon_head_init=cfg["recon_head_init"], cls_batchnorm=bool(cfg["cls_batchnorm"]),
+                cls_init=cfg["cls_init"])
     if not spec.frozen_inside:
         return unet
     cnet = CNet(cfg["cnet_layers"], cfg["cnet_hidden"], float(cfg["cnet_dropout"]), patch_size=patch_size,

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from hcrlc.errors import CheckpointError, ConfigError
-from hcrlc.models.unet import LOGITS, RECON, UNet
+from hcrlc.models.unet import LOGITS, RECON, UNet, kaiming_normal_weights
 from hcrlc.patch_geometry import POOL, cnet_feature_size
 
 
@@ -60,9 +60,7 @@ class CNet(nn.Module):
             n_in = n_out
         fc.append(nn.Linear(n_in, n_classes))
         self.classifier = nn.Sequential(*fc)
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(module.weight)  # the authors' init [A]; see the module docstring
+        kaiming_normal_weights(self, (nn.Conv2d, nn.Linear))  # the authors' init [A]; see the module docstring
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         if tuple(x.shape[-2:]) != (self.patch_size, self.patch_size):

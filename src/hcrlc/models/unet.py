@@ -63,14 +63,20 @@ def init_recon_head(head: nn.Conv2d, how: str) -> None:
 CLS_INITS = ("default", "kaiming")
 
 
+def kaiming_normal_weights(module: nn.Module, kinds: tuple[type[nn.Module], ...]) -> None:
+    """Draw the weight of every submodule of ``module`` of a type in ``kinds`` from ``kaiming_normal_`` (fan-in,
+    ReLU gain √2: variance 2 / fan-in); biases keep PyTorch's default."""
+    for sub in module.modules():
+        if isinstance(sub, kinds):
+            nn.init.kaiming_normal_(sub.weight, nonlinearity="relu")
+
+
 def init_classification_branch(branch: nn.Module, how: str) -> None:
     """Initialise ``branch``'s convs (head included) as ``model.cls_init`` says; ``default`` leaves PyTorch's."""
     if how not in CLS_INITS:
         raise ConfigError(f"model.cls_init must be one of {list(CLS_INITS)}, got {how!r}")
     if how == "kaiming":
-        for module in branch.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        kaiming_normal_weights(branch, (nn.Conv2d,))
 
 
 def _encoder_block(in_channels: int, out_channels: int) -> nn.Sequential:
