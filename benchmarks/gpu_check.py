@@ -38,6 +38,7 @@ import datetime
 import math
 import os
 import platform
+import re
 import signal
 import statistics
 import subprocess
@@ -238,6 +239,10 @@ def run_workflow(work: Path, device: torch.device, *, targets: Sequence[str], co
     return result
 
 
+#: the device in train_model's log line (the pixel size in brackets is there since checkpoints carry it)
+TRAINING_LINE = re.compile(r" val samples of \d+ px (?:\([^)]*\) )?on (?P<device>\S+)")
+
+
 def training_devices(work: Path) -> dict[str, dict[str, Any]]:
     """Per training job of ``work``: the device its ``train_model`` log names and the job's seconds (from the
     rule's ``benchmark:`` file, where there is one)."""
@@ -245,9 +250,10 @@ def training_devices(work: Path) -> dict[str, dict[str, Any]]:
     logs = work / "results" / "logs"
     for log in sorted(logs.rglob("*.log")) if logs.is_dir() else []:
         for line in log.read_text(errors="replace").splitlines():
-            # train_model's "<name>: <n> train / <n> val samples of <px> px on <device> (<k> process(es))"
-            if " val samples of " in line and " px on " in line:
-                device = line.split(" px on ", 1)[1].split()[0]
+            # train_model's "<name>: <n> train / <n> val samples of <px> px (<m> m pixels) on <device> (<k> process(es))"
+            found = TRAINING_LINE.search(line)
+            if found:
+                device = found["device"]
                 bench = work / "results" / "benchmarks" / log.relative_to(logs).with_suffix(".tsv")
                 runs[str(log.relative_to(logs).with_suffix(""))] = {"device": device,
                                                                    "seconds": _benchmark_seconds(bench)}
