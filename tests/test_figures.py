@@ -180,6 +180,15 @@ def test_fig4_intervals_seed_band_and_labelled_counts(tmp_path, monkeypatch) -> 
     assert len(bands) == 1  # the run with several seeds; the one-seed run has none
     assert "bootstrap interval" in ax.get_legend().get_title().get_text()
     assert ax.get_title().endswith("synthetic data")
+    # the workflow passes the synthetic run's geometry (workflow/rules/common.smk GEOMETRY): a second title line
+    geometry = "scale model: 32 px patches at 80 m, U-Net depth 1, widths [8, 16]"
+    fig4(predictions, tmp_path / "x.png", None, source="synthetic", labelled=labelled, n_resamples=100,
+         geometry=geometry)
+    assert saved[1].axes[0].get_title().splitlines() == [
+        "F1 versus labelled data (Gu et al. 2022, Fig. 4) — synthetic data", geometry]
+    fig4(predictions, tmp_path / "x.png", None, source="real", labelled=labelled, n_resamples=100,
+         geometry=geometry)
+    assert saved[2].axes[0].get_title() == "F1 versus labelled data (Gu et al. 2022, Fig. 4)"
 
 
 def test_stretch_maps_percentiles_to_unit_range() -> None:

@@ -28,8 +28,9 @@ from hcrlc.training.checkpoints import build_network
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
-#: The demo's shrunk sizes (widths 8..128, cls_widths 128 x 3, a 5-pool C-Net with hidden 128, 128).
-SMALL = yaml.safe_load((ROOT / "config.yaml").read_text())["model"]
+#: The demo's scale model: its networks (depth 1, a 5-pool C-Net) and its patch size (32 px).
+DEMO = yaml.safe_load((ROOT / "config.yaml").read_text())
+SMALL, DEMO_PATCH = DEMO["model"], DEMO["synthetic"]["patch_size"]
 #: Depth 4 and three classification convs like the paper, narrow: the size checks depend on these two numbers.
 DEPTH4 = {"widths": [4, 4, 4, 4, 8], "cls_widths": [8, 8, 8], "cnet_layers": [4, "M", 4, "M"],
           "cnet_hidden": [8]}
@@ -131,15 +132,15 @@ def test_each_decoder_level_concatenates_upsampled_then_skip_as_the_authors_unet
 # --- forward shapes -----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
-def test_shrunk_models_run_on_256_px(name: str) -> None:
+def test_the_demo_models_run_on_the_demo_patches(name: str) -> None:
     torch.manual_seed(0)
-    model = build_model(name, SMALL, PATCH_SIZE).eval()
+    model = build_model(name, SMALL, DEMO_PATCH).eval()
     assert model.heads == HEADS[name]
     with torch.no_grad():
-        out = model(_batch(2, 256))
+        out = model(_batch(2, DEMO_PATCH))
     assert tuple(out) == HEADS[name]
     if "recon" in out:
-        assert out["recon"].shape == (2, 13, 256, 256)
+        assert out["recon"].shape == (2, 13, DEMO_PATCH, DEMO_PATCH)
     if "logits" in out:
         assert out["logits"].shape == (2, 10)
     assert all(torch.isfinite(t).all() for t in out.values())

@@ -49,17 +49,24 @@ def test_smoke_preset_trains_every_model_one_epoch_over_the_demo():
     assert config["ssl"]["scratch_epochs"] == 1 and config["ssl"]["pretext_epochs"] == 1
 
 
-def test_schema_defaults_are_the_authors_protocol_and_the_demo_keeps_patch_validation():
-    defaults = resolved("configs/smoke.yaml")  # sets neither key
-    assert defaults["split"]["val_mode"] == "scenes" and defaults["training"]["precision"] == "fp32"
-    assert resolved("config.yaml")["split"]["val_mode"] == "patches"  # 7 training scenes of ~16 patches
+def test_schema_defaults_are_the_authors_protocol_and_the_demo_validates_on_whole_scenes():
+    defaults = resolved("configs/smoke.yaml")  # does not set training.precision
+    assert defaults["training"]["precision"] == "fp32"
+    assert defaults["split"]["val_mode"] == "patches"  # set: its two training scenes are too few to give one up
+    demo = resolved("config.yaml")
+    assert demo["split"]["val_mode"] == "scenes"  # the scale model has 11 training scenes of 144 patches
+    # a scale model of the paper's geometry: the same ground per patch, the paper's 16 px classification centre
+    assert demo["synthetic"]["patch_size"] * demo["synthetic"]["pixel_size_m"] == 256 * 10
+    assert demo["synthetic"]["patch_size"] // 2 ** (len(demo["model"]["widths"]) - 1) == 16
 
 
-def test_pretext_check_preset_changes_the_tree_and_the_pretext_only():
+def test_pretext_check_preset_is_the_full_resolution_pretext_of_the_authors_branch():
     demo, check = resolved("config.yaml"), resolved("config.yaml", "configs/pretext_check.yaml")
-    assert check["synthetic"]["grid"] > demo["synthetic"]["grid"]  # more anchors
+    assert (check["synthetic"]["patch_size"], check["synthetic"]["pixel_size_m"]) == (256, 10)
+    assert len(check["model"]["widths"]) == 5  # depth 4: the paper's 16 px centre at 256 px
+    assert (check["model"]["cls_batchnorm"], check["model"]["cls_init"]) == (False, "default")  # the authors'
     assert check["split"]["val_mode"] == "scenes"  # validated on a scene the pretext never trains on
-    assert {key for key in check if check[key] != demo[key]} == {"synthetic", "split", "models", "ssl"}
+    assert {key for key in check if check[key] != demo[key]} == {"synthetic", "split", "model", "models", "ssl"}
     assert {k: v for k, v in check["models"].items() if k != "pretext"} == {
         k: v for k, v in demo["models"].items() if k != "pretext"}
     assert {k: v for k, v in check["ssl"].items() if k != "pretext_epochs"} == {

@@ -17,8 +17,9 @@ from hcrlc.models import learnable_parameters
 from hcrlc.paper import PATCH_SIZE, TABLE1_PARAMS, TABLE2
 from hcrlc.tables import table1, table2, table2_markdown, write_table1, write_table2
 
-#: The demo's shrunk sizes.
-SMALL = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["model"]
+#: The demo's scale model: its networks and its patch size.
+DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
+SMALL, DEMO_PATCH = DEMO["model"], DEMO["synthetic"]["patch_size"]
 
 
 def test_table1_with_default_sizes_matches_the_paper_quickly() -> None:
@@ -34,10 +35,10 @@ def test_table1_with_default_sizes_matches_the_paper_quickly() -> None:
 
 
 def test_table1_with_shrunk_sizes_reports_mismatch() -> None:
-    frame = table1(SMALL, PATCH_SIZE)
+    frame = table1(SMALL, DEMO_PATCH)
     assert not frame["match"].any()
     assert frame["ours"].tolist() == [
-        learnable_parameters(name, SMALL, PATCH_SIZE) for name in ("lc_net", "hcr_lc_equal", "hcr_c_net")
+        learnable_parameters(name, SMALL, DEMO_PATCH) for name in ("lc_net", "hcr_lc_equal", "hcr_c_net")
     ]
 
 

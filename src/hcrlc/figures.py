@@ -60,8 +60,12 @@ SSL_RUN = re.compile(r"^ssl_(?P<pretext>on|off)_(?P<fraction>\d+)$")
 DPI = 150
 
 
-def _title(text: str, source: str) -> str:
-    return f"{text} — synthetic data" if check_source(source) == "synthetic" else text
+def _title(text: str, source: str, geometry: str | None = None) -> str:
+    """``text``, and on synthetic data the label "synthetic data" with the run's ``geometry`` (patch size, pixel
+    size, U-Net; the workflow's ``GEOMETRY``) on a second line."""
+    if check_source(source) != "synthetic":
+        return text
+    return f"{text} — synthetic data" + (f"\n{geometry}" if geometry else "")
 
 
 def _save(fig: Figure, out_png: str | Path, out_pdf: str | Path | None = None) -> None:
@@ -165,6 +169,7 @@ def fig1(
     error_bars: str = "bootstrap",
     n_resamples: int = 1000,
     bootstrap_seed: int = 0,
+    geometry: str | None = None,
 ) -> pd.DataFrame:
     """Fig. 1: micro F1 versus the cloudy-pixel percentage, one line per classifying model; a panel below counts
     the test patches per bin.
@@ -185,7 +190,7 @@ def fig1(
     table = fig1_table({**predictions, **baselines}, bins=bins, subgroups=subgroups, seed=seed,
                        n_resamples=n_resamples, bootstrap_seed=bootstrap_seed)
     fig = fig1_figure(table, source=source, bins=bins, subgroups=subgroups, error_bars=error_bars,
-                      n_resamples=n_resamples)
+                      n_resamples=n_resamples, geometry=geometry)
     _save(fig, out_png, out_pdf)
     out_csv = Path(out_png).with_suffix(".csv") if out_csv is None else Path(out_csv)
     with atomic_output(out_csv) as tmp:
@@ -194,7 +199,7 @@ def fig1(
 
 
 def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int, error_bars: str = "bootstrap",
-                n_resamples: int | None = None) -> Figure:
+                n_resamples: int | None = None, geometry: str | None = None) -> Figure:
     """Draw :func:`fig1`'s figure from a :func:`fig1_table`: models as lines with ``error_bars`` ("bootstrap":
     ``f1_lo`` to ``f1_hi``; "subgroups": ± ``f1_subgroup_std``), the baselines among its ``model`` values
     (:data:`~hcrlc.tables.BASELINE_LABELS`) as dashed lines."""
@@ -231,7 +236,7 @@ def fig1_figure(table: pd.DataFrame, *, source: str, bins: int, subgroups: int, 
     ax.legend(title=title, title_fontsize="small", fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     ax.tick_params(labelbottom=False)
-    ax.set_title(_title("F1 versus cloud cover (Gu et al. 2022, Fig. 1)", source))
+    ax.set_title(_title("F1 versus cloud cover (Gu et al. 2022, Fig. 1)", source, geometry))
 
     counts = table[table["model"] == table["model"].iloc[0]]  # every model and baseline has the same bins
     centres = (counts["cloud_lo_pct"] + counts["cloud_hi_pct"]) / 2
@@ -287,6 +292,7 @@ def fig3(
     *,
     source: str,
     out_pdf: str | Path | None = None,
+    geometry: str | None = None,
 ) -> None:
     """Fig. 3: one row per example patch; columns cloudy S2, S1, each model's reconstruction, clear S2.
 
@@ -334,7 +340,7 @@ def fig3(
     pixel_size_m = getattr(dataset, "pixel_size_m", None)
     at = f" at {pixel_size_m:g} m" if pixel_size_m is not None else ""
     size = f"; {clear.shape[-2]}×{clear.shape[-1]} px patches{at}" if len(rows) else ""
-    fig.suptitle(_title(f"Qualitative results (Gu et al. 2022, Fig. 3){size}", source), fontsize="medium")
+    fig.suptitle(_title(f"Qualitative results (Gu et al. 2022, Fig. 3){size}", source, geometry), fontsize="medium")
     _save(fig, out_png, out_pdf)
 
 
@@ -347,12 +353,13 @@ def fig3_from_files(
     *,
     source: str,
     out_pdf: str | Path | None = None,
+    geometry: str | None = None,
 ) -> None:
     """:func:`fig3` with the test split read from ``index.parquet``, the shards and the cloud masks."""
     from hcrlc.data.dataset import TripletDataset, load_index  # the data stack is needed by this entry only
 
     dataset = TripletDataset(load_index(index_path, "test"), shards_dir, masks_dir)
-    fig3(examples, dataset, out_png, source=source, out_pdf=out_pdf)
+    fig3(examples, dataset, out_png, source=source, out_pdf=out_pdf, geometry=geometry)
 
 
 # --- Fig. 4 -------------------------------------------------------------------------------------------------
@@ -415,7 +422,7 @@ def fig4_table(
 def fig4(
     predictions: Mapping[str, str | Path | Sequence[str | Path]], out_png: str | Path, out_pdf: str | Path | None,
     *, source: str, constant_f1: float | None = None, labelled: Mapping[int, int] | None = None,
-    n_resamples: int = 1000, seed: int = 0,
+    n_resamples: int = 1000, seed: int = 0, geometry: str | None = None,
 ) -> pd.DataFrame:
     """Fig. 4: micro F1 versus the percentage of labelled training data, with and without the pretext.
 
@@ -468,7 +475,7 @@ def fig4(
     legend_title = (f"error bars: {100 * CONFIDENCE:.0f} % bootstrap interval over test patches"
                     + ("" if seeds > 1 else "\n(one training seed per run)"))
     ax.legend(fontsize="small", loc="best", title=legend_title, title_fontsize="x-small")
-    ax.set_title(_title("F1 versus labelled data (Gu et al. 2022, Fig. 4)", source))
+    ax.set_title(_title("F1 versus labelled data (Gu et al. 2022, Fig. 4)", source, geometry))
     _save(fig, out_png, out_pdf)
     return table
 
@@ -586,7 +593,8 @@ def _draw_curve(ax, frame: pd.DataFrame, run: str) -> tuple[str, int]:
 
 
 def curves(
-    metrics: Mapping[str, str | Path], out_png: str | Path, out_pdf: str | Path | None, *, source: str
+    metrics: Mapping[str, str | Path], out_png: str | Path, out_pdf: str | Path | None, *, source: str,
+    geometry: str | None = None,
 ) -> pd.DataFrame:
     """Learning curves: one panel per run (``metrics`` maps a run name to its ``metrics.csv``, panels in
     that order), train loss (and validation loss, dashed) per epoch on the left axis, the run's selection
@@ -598,12 +606,14 @@ def curves(
     """
     if not metrics:
         raise ValueError("curves needs the metrics.csv of at least one run")
-    fig, table = curves_figure({run: read_curve(path) for run, path in metrics.items()}, source=source)
+    fig, table = curves_figure({run: read_curve(path) for run, path in metrics.items()}, source=source,
+                               geometry=geometry)
     _save(fig, out_png, out_pdf)
     return table
 
 
-def curves_figure(frames: Mapping[str, pd.DataFrame], *, source: str) -> tuple[Figure, pd.DataFrame]:
+def curves_figure(frames: Mapping[str, pd.DataFrame], *, source: str,
+                  geometry: str | None = None) -> tuple[Figure, pd.DataFrame]:
     """Draw :func:`curves`' figure from the runs' metrics tables (:func:`read_curve`); returns it and the
     per-run summary. A run's panel is the axes labelled ``"{run}: loss"`` (``Axes.get_label``), its right
     axis ``"{run}: metric"``."""
@@ -636,7 +646,7 @@ def curves_figure(frames: Mapping[str, pd.DataFrame], *, source: str) -> tuple[F
         axes.flat[n].legend(handles=handles, loc="center", fontsize="small", frameon=False)
     else:
         fig.legend(handles=handles, loc="lower center", ncol=3, fontsize="small", frameon=False)
-    fig.suptitle(_title("Learning curves of every training run (per epoch, from metrics.csv)", source),
+    fig.suptitle(_title("Learning curves of every training run (per epoch, from metrics.csv)", source, geometry),
                  fontsize="medium")
     fig.tight_layout(rect=(0, 0 if spare else 0.07, 1, 0.97))
     return fig, pd.DataFrame(rows)

@@ -89,6 +89,7 @@ rule fig1:
         CONDA_ENV
     params:
         code=code_of("fig1.py"),
+        geometry=GEOMETRY,
         models=CLASSIFIERS,
         bins=config["evaluate"]["fig1_bins"],
         subgroups=config["evaluate"]["fig1_subgroups"],
@@ -116,6 +117,7 @@ rule fig3:
         CONDA_ENV
     params:
         code=code_of("fig3.py"),
+        geometry=GEOMETRY,
         source=DATA_SOURCE,
     script:
         "../scripts/fig3.py"
@@ -138,6 +140,7 @@ rule curves:
         CONDA_ENV
     params:
         code=code_of("curves.py"),
+        geometry=GEOMETRY,
         runs=CURVE_RUNS,
         source=DATA_SOURCE,
     script:

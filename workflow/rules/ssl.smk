@@ -74,6 +74,7 @@ rule fig4:
         CONDA_ENV
     params:
         code=code_of("fig4.py"),
+        geometry=GEOMETRY,
         runs=SSL_RUNS,
         ssl_seed=config["ssl"]["seed"],
         n_resamples=config["evaluate"]["bootstrap"],

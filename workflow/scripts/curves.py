@@ -7,4 +7,5 @@ with job_log(snakemake.log[0]):
         snakemake.output.png,
         snakemake.output.pdf,
         source=snakemake.params.source,
+        geometry=snakemake.params.geometry,
     )

@@ -15,4 +15,5 @@ with job_log(snakemake.log[0]):
         error_bars=p.error_bars,
         n_resamples=p.n_resamples,
         bootstrap_seed=p.bootstrap_seed,
+        geometry=p.geometry,
     )

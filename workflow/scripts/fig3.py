@@ -12,4 +12,5 @@ with job_log(snakemake.log[0]):
         Path(snakemake.input.masks[0]).parents[1],
         snakemake.output.png,
         source=snakemake.params.source,
+        geometry=snakemake.params.geometry,
     )

@@ -13,4 +13,5 @@ with job_log(snakemake.log[0]):
         labelled=labelled_patches(snakemake.input.index, p.ssl_seed),
         n_resamples=p.n_resamples,
         seed=p.bootstrap_seed,
+        geometry=p.geometry,
     )
