@@ -19,6 +19,9 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_SCENES = [("spring", 15), ("spring", 1), ("fall", 3)]
 TINY_GRID = 2
 SMOKE = REPO / "configs" / "smoke.yaml"
+#: the demo's scale model (config.yaml): its networks (``model``) and its patch size in px
+DEMO = yaml.safe_load((REPO / "config.yaml").read_text())
+DEMO_MODEL, DEMO_PATCH = DEMO["model"], DEMO["synthetic"]["patch_size"]
 
 
 @pytest.fixture(autouse=True)

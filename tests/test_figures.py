@@ -359,3 +359,11 @@ def test_curves_from_metrics_csv_of_models_pretext_and_ssl_stages(tmp_path) -> N
 
     with pytest.raises(DataError, match="metrics.csv missing"):
         curves({"lc_net": tmp_path / "nope.csv"}, tmp_path / "x.png", None, source="real")
+
+
+def test_geometry_label_names_a_scale_model_only_below_sen12ms_patches() -> None:
+    from hcrlc.patch_geometry import geometry_label
+
+    assert geometry_label(32, 80, [8, 16]) == "scale model: 32 px patches at 80 m, U-Net depth 1, widths [8, 16]"
+    assert geometry_label(256, 10.0, (4, 8, 16, 32, 64)) == (
+        "256 px patches at 10 m, U-Net depth 4, widths [4, 8, 16, 32, 64]")

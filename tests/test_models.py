@@ -9,6 +9,8 @@ import torch
 import yaml
 from torch import nn
 
+from conftest import DEMO_MODEL as SMALL  # the demo's scale model: depth 1, a 5-pool C-Net
+from conftest import DEMO_PATCH
 from hcrlc.errors import CheckpointError, ConfigError
 from hcrlc.losses import make_weighting
 from hcrlc.model_specs import CLASSIFIERS, MODELS, TRAINABLE
@@ -28,9 +30,6 @@ from hcrlc.training.checkpoints import build_network
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
-#: The demo's scale model: its networks (depth 1, a 5-pool C-Net) and its patch size (32 px).
-DEMO = yaml.safe_load((ROOT / "config.yaml").read_text())
-SMALL, DEMO_PATCH = DEMO["model"], DEMO["synthetic"]["patch_size"]
 #: Depth 4 and three classification convs like the paper, narrow: the size checks depend on these two numbers.
 DEPTH4 = {"widths": [4, 4, 4, 4, 8], "cls_widths": [8, 8, 8], "cnet_layers": [4, "M", 4, "M"],
           "cnet_hidden": [8]}

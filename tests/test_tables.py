@@ -9,17 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from conftest import DEMO_MODEL as SMALL  # the demo's scale model: depth 1, a 5-pool C-Net
+from conftest import DEMO_PATCH
 from hcrlc.errors import DataError
 from hcrlc.evaluation import METRIC_KEYS
 from hcrlc.models import learnable_parameters
 from hcrlc.paper import PATCH_SIZE, TABLE1_PARAMS, TABLE2
 from hcrlc.tables import table1, table2, table2_markdown, write_table1, write_table2
-
-#: The demo's scale model: its networks and its patch size.
-DEMO = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
-SMALL, DEMO_PATCH = DEMO["model"], DEMO["synthetic"]["patch_size"]
 
 
 def test_table1_with_default_sizes_matches_the_paper_quickly() -> None:

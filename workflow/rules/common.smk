@@ -1,7 +1,7 @@
 from hcrlc.data.layout import list_scenes, require_tree, scene_key
 from hcrlc.data.shards import shard_files
 from hcrlc.errors import DataError
-from hcrlc.paper import PATCH_SIZE
+from hcrlc.patch_geometry import geometry_label
 
 
 wildcard_constraints:
@@ -20,17 +20,7 @@ SEN12MSCR = "results/synthetic/SEN12MS-CR" if SYNTHETIC else config["data"]["sen
 DATA_SOURCE = "synthetic" if SYNTHETIC else "real"
 
 
-def geometry_label(patch_size, pixel_size_m, widths):
-    """A synthetic run's geometry under every figure title, e.g. "scale model: 32 px patches at 80 m, U-Net depth 1,
-    widths [8, 16]" ("scale model" where the patches are smaller than SEN12MS's)."""
-    kind = "scale model: " if patch_size < PATCH_SIZE else ""
-    return (
-        f"{kind}{patch_size} px patches at {pixel_size_m:g} m, U-Net depth {len(widths) - 1}, "
-        f"widths {list(widths)}"
-    )
-
-
-# real data: the figures need no such line (the paper's geometry, checked when the trees are read)
+# the line under a synthetic run's figure titles; real data needs none (the paper's geometry, checked when read)
 GEOMETRY = (
     geometry_label(
         config["synthetic"]["patch_size"],
