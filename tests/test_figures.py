@@ -362,7 +362,7 @@ def test_curves_from_metrics_csv_of_models_pretext_and_ssl_stages(tmp_path) -> N
 
 
 def test_geometry_label_names_a_scale_model_only_below_sen12ms_patches() -> None:
-    from hcrlc.patch_geometry import geometry_label
+    from hcrlc.figure_labels import geometry_label
 
     assert geometry_label(32, 80, [8, 16]) == "scale model: 32 px patches at 80 m, U-Net depth 1, widths [8, 16]"
     assert geometry_label(256, 10.0, (4, 8, 16, 32, 64)) == (

@@ -1,5 +1,5 @@
-"""Patch geometry: the stride that goes with a patch size, whether a patch size fits the networks, when two
-pixel sizes are one, and the line that names a synthetic run's geometry under its figures.
+"""Patch geometry: the stride that goes with a patch size, whether a patch size fits the networks, and when two
+pixel sizes are one.
 
 A patch's size is a property of the data (the shards' arrays, ``index.parquet``'s ``patch_px``, a checkpoint's
 ``patch_size``), never a constant: the real SEN12MS trees hold 256 px patches (:data:`hcrlc.paper.PATCH_SIZE`,
@@ -19,20 +19,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hcrlc.errors import ConfigError
-from hcrlc.paper import PATCH_SIZE
 
 #: a C-Net layer entry that is a 2x2 max-pool, not a conv
 POOL = "M"
 #: Pixel sizes that differ by less than this fraction are one size: georeferencing carries float noise, and a
 #: resampling by less than 0.1 % would only blur.
 PIXEL_SIZE_RTOL = 1e-3
-
-
-def geometry_label(patch_size: int, pixel_size_m: float, widths: Sequence[int]) -> str:
-    """A synthetic run's geometry for its figure titles, e.g. "scale model: 32 px patches at 80 m, U-Net depth 1,
-    widths [8, 16]" ("scale model" where the patches are smaller than SEN12MS's 256 px)."""
-    kind = "scale model: " if patch_size < PATCH_SIZE else ""
-    return f"{kind}{patch_size} px patches at {pixel_size_m:g} m, U-Net depth {len(widths) - 1}, widths {list(widths)}"
 
 
 def same_pixel_size(a: float, b: float) -> bool:

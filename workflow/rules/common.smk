@@ -1,7 +1,7 @@
 from hcrlc.data.layout import list_scenes, require_tree, scene_key
 from hcrlc.data.shards import shard_files
 from hcrlc.errors import DataError
-from hcrlc.patch_geometry import geometry_label
+from hcrlc.figure_labels import geometry_label
 
 
 wildcard_constraints:
